@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import type { Config } from './config.js';
+import type { EntryContext } from './entry.js';
+import { isPodLike, isRecord } from './k8s.js';
+import { planPod, type Outcome, type PodDecision } from './mutate.js';
+import type { Role } from './names.js';
+import { PatchBuilder } from './patch.js';
+
+export type { Role } from './names.js';
+
+export interface Decision {
+  uid: string;
+  namespace: string;
+  name: string;
+  role: Role | 'unselected';
+  outcome: Outcome;
+  reason: string;
+  dryRun: boolean;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+  auditAnnotations?: Record<string, string>;
+  status?: { code: number; message: string; reason?: string };
+}
+
+export interface AdmissionReviewResponse {
+  apiVersion: 'admission.k8s.io/v1';
+  kind: 'AdmissionReview';
+  response: AdmissionResponse;
+}
+
+export type ReviewResult =
+  | { kind: 'response'; review: AdmissionReviewResponse; decision: Decision }
+  | { kind: 'bad-request'; message: string };
+
+// Compiled once at load: the admission path builds no schema per request. Loose objects, because
+// the API server sends many fields this webhook has no use for; `object` is checked separately so
+// the pod is not walked twice.
+const reviewSchema = z.looseObject({
+  apiVersion: z.literal('admission.k8s.io/v1', { error: 'must be "admission.k8s.io/v1"; list v1 in the webhook\'s admissionReviewVersions' }),
+  kind: z.literal('AdmissionReview', { error: 'must be "AdmissionReview"' }),
+  request: z.looseObject({
+    uid: z.string({ error: 'is required and must be a string' }).min(1, { error: 'must not be empty' }),
+    kind: z.looseObject({
+      group: z.string({ error: 'is required and must be a string' }),
+      version: z.string({ error: 'is required and must be a string' }),
+      kind: z.string({ error: 'is required and must be a string' }),
+    }, { error: 'is required and must be an object with group, version and kind' }),
+    operation: z.string({ error: 'is required and must be a string' }),
+    namespace: z.string().optional(),
+    name: z.string().optional(),
+    subResource: z.string().optional(),
+    dryRun: z.boolean().optional(),
+    object: z.unknown().optional(),
+  }, { error: 'is required and must be an object' }),
+});
+
+/**
+ * The whole admission decision, request body to response body: the webhook only decodes,
+ * calls this, encodes and logs. `bad-request` means the body is not a usable AdmissionReview v1.
+ */
+export function reviewAdmission(body: unknown, entry: EntryContext, config: Config): ReviewResult {
+  if (!isRecord(body)) return { kind: 'bad-request', message: 'the body must be a JSON object: an admission.k8s.io/v1 AdmissionReview' };
+  const parsed = reviewSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue === undefined || issue.path.length === 0 ? 'AdmissionReview' : issue.path.join('.');
+    return { kind: 'bad-request', message: `invalid AdmissionReview: ${field} ${issue?.message ?? 'is invalid'}` };
+  }
+  const request = parsed.data.request;
+  const object = request.object;
+  const meta = isRecord(object) && isRecord(object.metadata) ? object.metadata : {};
+  const name = request.name || str(meta.name) || str(meta.generateName) || '';
+  const base = { uid: request.uid, namespace: request.namespace ?? str(meta.namespace) ?? '', name, dryRun: request.dryRun ?? false };
+  const pass = (reason: string): ReviewResult => respond({ uid: request.uid, allowed: true }, { ...base, role: 'unselected', outcome: 'skipped', reason });
+
+  const isPod = request.kind.group === '' && request.kind.kind === 'Pod';
+  if (!isPod) return pass('not-a-pod');
+  if (request.subResource !== undefined && request.subResource !== '') return pass('subresource');
+  if (request.operation !== 'CREATE') return pass('not-create');
+  if (!isPodLike(object)) {
+    return { kind: 'bad-request', message: 'invalid AdmissionReview: request.object must be a Pod with spec.containers for a Pod CREATE' };
+  }
+
+  const patch = new PatchBuilder();
+  const pod = planPod(object, '', patch, config, entry);
+  const decision: Decision = { ...base, role: pod.role, outcome: pod.outcome, reason: pod.reason };
+  return respond(toResponse(request.uid, pod, patch), decision);
+}
+
+function toResponse(uid: string, pod: PodDecision, patch: PatchBuilder): AdmissionResponse {
+  const response: AdmissionResponse = { uid, allowed: pod.outcome !== 'denied' };
+  if (pod.warnings.length > 0) response.warnings = pod.warnings;
+  if (pod.outcome === 'denied') {
+    const code = pod.reason === 'invalid-annotation' || pod.reason === 'invalid-role-label' ? 400 : 403;
+    response.status = { code, message: pod.errors.join('; '), reason: code === 400 ? 'BadRequest' : 'Forbidden' };
+    response.auditAnnotations = { role: pod.role, denied: pod.reason };
+    return response;
+  }
+  if (!patch.isEmpty) {
+    response.patchType = 'JSONPatch';
+    response.patch = Buffer.from(JSON.stringify(patch.ops)).toString('base64');
+  }
+  if (pod.outcome === 'injected') response.auditAnnotations = auditAnnotations(pod);
+  return response;
+}
+
+function auditAnnotations(pod: PodDecision): Record<string, string> {
+  const { volumes, mounts, containers, initContainers } = pod.injected;
+  const parts = [
+    volumes.length > 0 ? `volumes=${volumes.join(',')}` : '',
+    mounts.length > 0 ? `mounts=${mounts.join(',')}` : '',
+    containers.length > 0 ? `containers=${containers.join(',')}` : '',
+    initContainers.length > 0 ? `initContainers=${initContainers.join(',')}` : '',
+  ].filter((p) => p !== '');
+  return { role: pod.role, injected: parts.join(' ') };
+}
+
+function respond(response: AdmissionResponse, decision: Decision): ReviewResult {
+  return { kind: 'response', review: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response }, decision };
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}

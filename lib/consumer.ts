@@ -1,0 +1,113 @@
+import type { Config } from './config-schema.js';
+import type { Container, Volume, VolumeMount } from './k8s.js';
+import type { Overrides } from './overrides.js';
+import { OVERRIDE_ANNOTATIONS } from './names.js';
+import { normalizePath, type PlanContext } from './plan.js';
+
+interface Target {
+  container: Container;
+  /** JSON pointer of the container inside the patched object. */
+  path: string;
+}
+
+/**
+ * Consumer: a read-only hostPath mount of the node's DFS mount with HostToContainer propagation,
+ * so a CIFS mount that appears or is re-made on the node after the pod started is still seen.
+ * Existing volumes and mounts are never duplicated or overwritten.
+ */
+export function planConsumer(ctx: PlanContext, config: Config, overrides: Overrides): void {
+  const mountPath = overrides.mountPath ?? config.consumer.mountPath;
+  const volumeName = ensureHostPathVolume(ctx, config);
+  if (volumeName === undefined) return;
+  const targets = selectTargets(ctx, overrides.containers ?? config.consumer.containers, overrides.containers !== undefined);
+  if (targets === undefined) return;
+
+  let mounted = 0;
+  for (const { container, path } of targets) {
+    const existing = container.volumeMounts?.find((m) => normalizePath(m.mountPath) === mountPath);
+    if (existing === undefined) {
+      const mount: VolumeMount = { name: volumeName, mountPath, readOnly: true, mountPropagation: 'HostToContainer' };
+      ctx.patch.appendTo(`${path}/volumeMounts`, container.volumeMounts, mount);
+      ctx.injected.mounts.push(`${container.name}:${mountPath}`);
+      mounted++;
+    } else if (existing.name === volumeName) {
+      mounted++;
+    } else {
+      ctx.warnings.push(`container "${container.name}" already mounts volume "${existing.name}" at ${mountPath}; the DFS mount was not added to it`);
+    }
+  }
+  if (mounted === 0) {
+    ctx.errors.push(`no container could receive the DFS mount at ${mountPath}: every selected container already mounts another volume there; choose another path with annotation ${OVERRIDE_ANNOTATIONS.mountPath}`);
+    return;
+  }
+  if (config.consumer.waitForMount.enabled) addWaitForMount(ctx, config, volumeName, mountPath);
+}
+
+function ensureHostPathVolume(ctx: PlanContext, config: Config): string | undefined {
+  const volumes = ctx.pod.spec.volumes;
+  const wanted = config.consumer.volumeName;
+  const sameName = volumes?.find((v) => v.name === wanted);
+  if (sameName !== undefined) {
+    if (sameName.hostPath !== undefined && normalizePath(sameName.hostPath.path) === config.hostPath) return wanted;
+    ctx.errors.push(`volume "${wanted}" already exists and is not a hostPath of ${config.hostPath}; rename that volume, or set consumer.volumeName in the dfs-injector config`);
+    return undefined;
+  }
+  // A hand-written hostPath of the same node path is reused rather than mounted twice.
+  const handWritten = volumes?.find((v) => v.hostPath !== undefined && normalizePath(v.hostPath.path) === config.hostPath);
+  if (handWritten !== undefined) {
+    ctx.warnings.push(`volume "${handWritten.name}" already mounts host path ${config.hostPath}; it was reused instead of adding "${wanted}"`);
+    return handWritten.name;
+  }
+  const volume: Volume = { name: wanted, hostPath: { path: config.hostPath, type: 'Directory' } };
+  ctx.patch.appendTo(`${ctx.prefix}/spec/volumes`, volumes, volume);
+  ctx.injected.volumes.push(wanted);
+  return wanted;
+}
+
+function selectTargets(ctx: PlanContext, names: readonly string[], fromAnnotation: boolean): Target[] | undefined {
+  const { containers, initContainers } = ctx.pod.spec;
+  const regular = containers.map((container, i) => ({ container, path: `${ctx.prefix}/spec/containers/${i}` }));
+  if (names.includes('*')) return regular;
+  // Native sidecars (init containers that keep running) may be named too: they live as long as the app.
+  const sidecars = (initContainers ?? []).flatMap((container, i) =>
+    container.restartPolicy === 'Always' ? [{ container, path: `${ctx.prefix}/spec/initContainers/${i}` }] : [],
+  );
+  const candidates = [...regular, ...sidecars];
+  const targets: Target[] = [];
+  for (const name of names) {
+    const found = candidates.find((t) => t.container.name === name);
+    if (found !== undefined) {
+      targets.push(found);
+      continue;
+    }
+    const source = fromAnnotation ? `annotation ${OVERRIDE_ANNOTATIONS.containers}` : 'consumer.containers in the dfs-injector config';
+    ctx.errors.push(`${source} names container "${name}", which is not in this pod (containers: ${candidates.map((t) => t.container.name).join(', ')})`);
+  }
+  return ctx.errors.length > 0 ? undefined : targets;
+}
+
+function addWaitForMount(ctx: PlanContext, config: Config, volumeName: string, mountPath: string): void {
+  const wait = config.consumer.waitForMount;
+  const initContainers = ctx.pod.spec.initContainers;
+  if (initContainers?.some((c) => c.name === wait.name)) return;
+  // The bind mount of the host directory exists at once; only the CIFS mount propagated on top of
+  // it proves the share is live, so wait for a cifs/smb3 entry at the mount path.
+  const script = [
+    `deadline=$(( $(date +%s) + ${wait.timeoutSeconds} ))`,
+    `until awk -v p="${mountPath}" '$5 == p { for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i+1) } } END { exit !(t == "cifs" || t == "smb3") }' /proc/self/mountinfo; do`,
+    `  if [ "$(date +%s)" -ge "$deadline" ]; then echo "dfs-injector: no CIFS mount at ${mountPath} after ${wait.timeoutSeconds}s; is the dfs-mounter pod on this node Ready?" >&2; exit 1; fi`,
+    '  sleep 2',
+    'done',
+    `echo "dfs-injector: ${mountPath} is mounted"`,
+  ].join('\n');
+  const container: Container = {
+    name: wait.name,
+    image: wait.image,
+    command: ['sh', '-c', script],
+    volumeMounts: [{ name: volumeName, mountPath, readOnly: true, mountPropagation: 'HostToContainer' }],
+    resources: wait.resources,
+    securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, runAsUser: 65534 },
+  };
+  ctx.patch.appendTo(`${ctx.prefix}/spec/initContainers`, initContainers, container);
+  ctx.injected.initContainers.push(wait.name);
+}

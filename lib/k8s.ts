@@ -1,0 +1,69 @@
+// The slice of the Kubernetes Pod API that injection reads. Fields are optional because the
+// offline `inject` path sees objects that the API server has not defaulted yet.
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  [key: string]: unknown;
+}
+
+export interface VolumeMount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+  mountPropagation?: string;
+  subPath?: string;
+  [key: string]: unknown;
+}
+
+export interface ContainerPort {
+  containerPort: number;
+  name?: string;
+  protocol?: string;
+  [key: string]: unknown;
+}
+
+export interface Container {
+  name: string;
+  image?: string;
+  ports?: ContainerPort[];
+  volumeMounts?: VolumeMount[];
+  securityContext?: { privileged?: boolean; [key: string]: unknown };
+  restartPolicy?: string;
+  [key: string]: unknown;
+}
+
+export interface Volume {
+  name: string;
+  hostPath?: { path: string; type?: string };
+  emptyDir?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface PodSpec {
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: Volume[];
+  [key: string]: unknown;
+}
+
+/** A Pod, or a pod template: both have metadata and a spec. */
+export interface PodLike {
+  metadata?: ObjectMeta;
+  spec: PodSpec;
+  [key: string]: unknown;
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** True when `value` has the shape injection needs: a spec with a containers array of named objects. */
+export function isPodLike(value: unknown): value is PodLike {
+  if (!isRecord(value) || !isRecord(value.spec)) return false;
+  const containers = value.spec.containers;
+  return Array.isArray(containers) && containers.every((c) => isRecord(c) && typeof c.name === 'string');
+}

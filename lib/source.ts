@@ -1,0 +1,148 @@
+import type { Config } from './config-schema.js';
+import type { Container, VolumeMount } from './k8s.js';
+import type { Overrides } from './overrides.js';
+import { OVERRIDE_ANNOTATIONS } from './names.js';
+import { normalizePath, type PlanContext } from './plan.js';
+
+export const SHIM_VOLUME = 'dfs-injector-shim';
+export const SHIM_MOUNT_DIR = '/dfs-shim';
+export const SHIM_INIT_CONTAINER = 'dfs-shim-install';
+export const READINESS_COMMAND = '/usr/local/bin/dfs-ready';
+
+/**
+ * Source: the container holding the FUSE mount shares it, through a Bidirectional mount of a pod
+ * volume, with an smbd sidecar that exports it read-only. Kubernetes allows Bidirectional only in
+ * privileged containers, so a non-privileged source is refused rather than admitted broken.
+ */
+export function planSource(ctx: PlanContext, config: Config, overrides: Overrides): void {
+  const found = findSourceContainer(ctx, config, overrides);
+  if (found === undefined) return;
+  const { container, index } = found;
+  if (container.securityContext?.privileged !== true) {
+    ctx.errors.push(
+      `source container "${container.name}" must set securityContext.privileged: true: the FUSE mount reaches the smbd sidecar only through mountPropagation Bidirectional, which Kubernetes allows only in privileged containers`,
+    );
+    return;
+  }
+  const sourcePath = overrides.sourcePath ?? config.source.path;
+  const volumeName = ensureSourceVolume(ctx, config, container, `${ctx.prefix}/spec/containers/${index}`, sourcePath);
+  if (volumeName === undefined) return;
+  addSidecar(ctx, config, overrides, volumeName, sourcePath);
+}
+
+function findSourceContainer(ctx: PlanContext, config: Config, overrides: Overrides): { container: Container; index: number } | undefined {
+  const containers = ctx.pod.spec.containers;
+  const wanted = overrides.sourceContainer ?? config.source.container;
+  if (wanted === undefined) {
+    const first = containers[0];
+    if (first === undefined) ctx.errors.push('the pod has no containers, so there is no source container');
+    return first === undefined ? undefined : { container: first, index: 0 };
+  }
+  const index = containers.findIndex((c) => c.name === wanted);
+  const container = containers[index];
+  if (container === undefined) {
+    const origin = overrides.sourceContainer !== undefined ? `annotation ${OVERRIDE_ANNOTATIONS.sourceContainer}` : 'source.container in the dfs-injector config';
+    ctx.errors.push(`${origin} names container "${wanted}", which is not in this pod (containers: ${containers.map((c) => c.name).join(', ')})`);
+    return undefined;
+  }
+  return { container, index };
+}
+
+function ensureSourceVolume(ctx: PlanContext, config: Config, container: Container, containerPath: string, sourcePath: string): string | undefined {
+  const mounts = container.volumeMounts;
+  const index = mounts?.findIndex((m) => normalizePath(m.mountPath) === sourcePath) ?? -1;
+  const existing = mounts?.[index];
+  if (existing !== undefined) {
+    if (existing.mountPropagation === 'Bidirectional') return existing.name;
+    if (existing.mountPropagation === undefined) {
+      ctx.patch.setField(`${containerPath}/volumeMounts/${index}/mountPropagation`, 'Bidirectional');
+      ctx.warnings.push(`set mountPropagation: Bidirectional on the mount of volume "${existing.name}" at ${sourcePath} in container "${container.name}", so the FUSE mount reaches the smbd sidecar`);
+      ctx.injected.mounts.push(`${container.name}:${sourcePath}:Bidirectional`);
+      return existing.name;
+    }
+    ctx.errors.push(
+      `container "${container.name}" mounts volume "${existing.name}" at ${sourcePath} with mountPropagation ${existing.mountPropagation}; the source path needs Bidirectional (or no mountPropagation, and the webhook sets it)`,
+    );
+    return undefined;
+  }
+  const name = config.source.volumeName;
+  const volumes = ctx.pod.spec.volumes;
+  const clash = volumes?.find((v) => v.name === name);
+  if (clash !== undefined && clash.emptyDir === undefined) {
+    ctx.errors.push(`volume "${name}" already exists and is not an emptyDir; rename that volume, or set source.volumeName in the dfs-injector config`);
+    return undefined;
+  }
+  if (clash === undefined) {
+    ctx.patch.appendTo(`${ctx.prefix}/spec/volumes`, volumes, { name, emptyDir: {} });
+    ctx.injected.volumes.push(name);
+  }
+  const mount: VolumeMount = { name, mountPath: sourcePath, mountPropagation: 'Bidirectional' };
+  ctx.patch.appendTo(`${containerPath}/volumeMounts`, mounts, mount);
+  ctx.injected.mounts.push(`${container.name}:${sourcePath}:Bidirectional`);
+  return name;
+}
+
+function addSidecar(ctx: PlanContext, config: Config, overrides: Overrides, volumeName: string, sourcePath: string): void {
+  const { sidecar, shim } = config.source;
+  const spec = ctx.pod.spec;
+  if (spec.containers.some((c) => c.name === sidecar.name)) return;
+  const portOwner = [...spec.containers, ...(spec.initContainers ?? [])].find((c) => c.ports?.some((p) => p.containerPort === sidecar.port));
+  if (portOwner !== undefined) {
+    ctx.errors.push(`container "${portOwner.name}" already uses port ${sidecar.port}, which the smbd sidecar needs; free it or set source.sidecar.port in the dfs-injector config`);
+    return;
+  }
+  const env = [
+    { name: 'DFS_SHARE_NAME', value: overrides.shareName ?? config.source.shareName },
+    { name: 'DFS_SHARE_PATH', value: sourcePath },
+    { name: 'DFS_SMB_PORT', value: String(sidecar.port) },
+    { name: 'DFS_LOG_LEVEL', value: String(sidecar.logLevel) },
+    { name: 'DFS_GUEST_ACCOUNT', value: sidecar.guestAccount },
+  ];
+  const volumeMounts: VolumeMount[] = [{ name: volumeName, mountPath: sourcePath, readOnly: true, mountPropagation: 'HostToContainer' }];
+  const preload = shimPreloadPath(ctx, config);
+  if (preload !== undefined) {
+    env.push({ name: 'LD_PRELOAD', value: preload });
+    if (shim.log) env.push({ name: 'DFS_SHIM_LOG', value: '1' });
+    if (shim.mode === 'init') volumeMounts.push({ name: SHIM_VOLUME, mountPath: SHIM_MOUNT_DIR, readOnly: true });
+  }
+  const container: Container = {
+    name: sidecar.name,
+    image: sidecar.image,
+    imagePullPolicy: sidecar.imagePullPolicy,
+    env,
+    ports: [{ name: 'smb', containerPort: sidecar.port, protocol: 'TCP' }],
+    volumeMounts,
+    readinessProbe: { exec: { command: [READINESS_COMMAND] }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
+    resources: sidecar.resources,
+    securityContext: sidecar.securityContext,
+  };
+  ctx.patch.appendTo(`${ctx.prefix}/spec/containers`, spec.containers, container);
+  ctx.injected.containers.push(sidecar.name);
+}
+
+/** Where LD_PRELOAD points, after adding whatever delivers the shim there; undefined when off. */
+function shimPreloadPath(ctx: PlanContext, config: Config): string | undefined {
+  const { shim, sidecar } = config.source;
+  if (shim.mode === 'off') return undefined;
+  if (shim.mode === 'image') return shim.path;
+  const spec = ctx.pod.spec;
+  const file = shim.initSourcePath.slice(shim.initSourcePath.lastIndexOf('/') + 1);
+  if (!(spec.volumes ?? []).some((v) => v.name === SHIM_VOLUME)) {
+    ctx.patch.appendTo(`${ctx.prefix}/spec/volumes`, spec.volumes, { name: SHIM_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } });
+    ctx.injected.volumes.push(SHIM_VOLUME);
+  }
+  if (!(spec.initContainers ?? []).some((c) => c.name === SHIM_INIT_CONTAINER)) {
+    const init: Container = {
+      name: SHIM_INIT_CONTAINER,
+      image: shim.initImage ?? sidecar.image,
+      imagePullPolicy: sidecar.imagePullPolicy,
+      command: ['cp', shim.initSourcePath, `${SHIM_MOUNT_DIR}/${file}`],
+      volumeMounts: [{ name: SHIM_VOLUME, mountPath: SHIM_MOUNT_DIR }],
+      resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
+      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true },
+    };
+    ctx.patch.appendTo(`${ctx.prefix}/spec/initContainers`, spec.initContainers, init);
+    ctx.injected.initContainers.push(SHIM_INIT_CONTAINER);
+  }
+  return `${SHIM_MOUNT_DIR}/${file}`;
+}
