@@ -65,32 +65,39 @@ const reviewSchema = z.looseObject({
  * calls this, encodes and logs. `bad-request` means the body is not a usable AdmissionReview v1.
  */
 export function reviewAdmission(body: unknown, entry: EntryContext, config: Config): ReviewResult {
-  if (!isRecord(body)) return { kind: 'bad-request', message: 'the body must be a JSON object: an admission.k8s.io/v1 AdmissionReview' };
-  const parsed = reviewSchema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue === undefined || issue.path.length === 0 ? 'AdmissionReview' : issue.path.join('.');
-    return { kind: 'bad-request', message: `invalid AdmissionReview: ${field} ${issue?.message ?? 'is invalid'}` };
-  }
-  const request = parsed.data.request;
-  const object = request.object;
-  const meta = isRecord(object) && isRecord(object.metadata) ? object.metadata : {};
-  const name = request.name || str(meta.name) || str(meta.generateName) || '';
-  const base = { uid: request.uid, namespace: request.namespace ?? str(meta.namespace) ?? '', name, dryRun: request.dryRun ?? false };
+  const parsed = parseReview(body);
+  if (typeof parsed === 'string') return { kind: 'bad-request', message: parsed };
+  const { request, decision: base } = parsed;
   const pass = (reason: string): ReviewResult => respond({ uid: request.uid, allowed: true }, { ...base, role: 'unselected', outcome: 'skipped', reason });
 
   const isPod = request.kind.group === '' && request.kind.kind === 'Pod';
   if (!isPod) return pass('not-a-pod');
   if (request.subResource !== undefined && request.subResource !== '') return pass('subresource');
   if (request.operation !== 'CREATE') return pass('not-create');
-  if (!isPodLike(object)) {
+  if (!isPodLike(request.object)) {
     return { kind: 'bad-request', message: 'invalid AdmissionReview: request.object must be a Pod with spec.containers for a Pod CREATE' };
   }
 
   const patch = new PatchBuilder();
-  const pod = planPod(object, '', patch, config, entry);
-  const decision: Decision = { ...base, role: pod.role, outcome: pod.outcome, reason: pod.reason };
-  return respond(toResponse(request.uid, pod, patch), decision);
+  const pod = planPod(request.object, '', patch, config, entry);
+  return respond(toResponse(request.uid, pod, patch), { ...base, role: pod.role, outcome: pod.outcome, reason: pod.reason });
+}
+
+type ParsedRequest = z.infer<typeof reviewSchema>['request'];
+
+/** The request and the decision fields known before any policy runs, or why the body is unusable. */
+function parseReview(body: unknown): { request: ParsedRequest; decision: Pick<Decision, 'uid' | 'namespace' | 'name' | 'dryRun'> } | string {
+  if (!isRecord(body)) return 'the body must be a JSON object: an admission.k8s.io/v1 AdmissionReview';
+  const parsed = reviewSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue === undefined || issue.path.length === 0 ? 'AdmissionReview' : issue.path.join('.');
+    return `invalid AdmissionReview: ${field} ${issue?.message ?? 'is invalid'}`;
+  }
+  const request = parsed.data.request;
+  const meta = isRecord(request.object) && isRecord(request.object.metadata) ? request.object.metadata : {};
+  const name = request.name || str(meta.name) || str(meta.generateName) || '';
+  return { request, decision: { uid: request.uid, namespace: request.namespace ?? str(meta.namespace) ?? '', name, dryRun: request.dryRun ?? false } };
 }
 
 function toResponse(uid: string, pod: PodDecision, patch: PatchBuilder): AdmissionResponse {

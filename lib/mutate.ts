@@ -8,7 +8,7 @@ import { emptyInjected, isEmptyInjected, type Injected, type PlanContext } from 
 import { planConsumer } from './consumer.js';
 import { planSource } from './source.js';
 import { selectRole } from './role.js';
-import { mergeStatus, parseStatus, serializeStatus } from './status.js';
+import { mergeStatus, parseStatus, serializeStatus, type InjectionStatus } from './status.js';
 import { VERSION } from './version.js';
 
 export type Outcome = 'injected' | 'unchanged' | 'skipped' | 'denied';
@@ -28,54 +28,70 @@ export interface PodDecision {
  * labelled pod is never admitted half-injected.
  */
 export function planPod(pod: PodLike, prefix: string, patch: PatchBuilder, config: Config, entry: EntryContext): PodDecision {
-  const labels = pod.metadata?.labels;
-  const selection = selectRole(labels, entry);
-  const decision = (role: PodDecision['role'], outcome: Outcome, reason: string, errors: string[] = [], warnings: string[] = []): PodDecision => ({
-    role,
-    outcome,
-    reason,
-    errors,
-    warnings,
-    injected: emptyInjected(),
-  });
-  if (selection.kind === 'invalid') return decision('unselected', 'denied', 'invalid-role-label', [selection.message]);
-  if (selection.kind === 'unselected') return decision('unselected', 'skipped', 'no-role');
-  const role = selection.role;
-  if (role === 'none') return decision('none', 'skipped', 'role-none');
-
-  if (entry.podSecurityEnforced) {
-    const needs = role === 'consumer' ? 'a hostPath volume' : 'a privileged source container (for Bidirectional mount propagation)';
-    return decision(role, 'denied', 'pod-security', [
-      `this namespace enforces Pod Security baseline or restricted (label ${LABEL_POD_SECURITY_ENFORCE}), which forbids ${needs}; a DFS ${role} cannot run here. Label the namespace ${LABEL_POD_SECURITY_ENFORCE}=privileged, or remove the pod's dfs-injector role`,
-    ]);
-  }
-
+  const gate = admitRole(pod, entry);
+  if (gate.kind === 'decided') return gate.decision;
+  const role = gate.role;
   const annotations = pod.metadata?.annotations;
   const parsed = parseOverrides(annotations, role);
-  if (parsed.errors.length > 0) return decision(role, 'denied', 'invalid-annotation', parsed.errors, parsed.warnings);
+  if (parsed.errors.length > 0) return decided(role, 'denied', 'invalid-annotation', parsed.errors, parsed.warnings);
 
   // Plan into a scratch builder first so a denial leaves the caller's patch untouched.
   const scratch = new PatchBuilder();
   const ctx: PlanContext = { pod, prefix, patch: scratch, injected: emptyInjected(), errors: [], warnings: [...parsed.warnings] };
   if (role === 'consumer') planConsumer(ctx, config, parsed.overrides);
   else planSource(ctx, config, parsed.overrides);
-  if (ctx.errors.length > 0) return decision(role, 'denied', role === 'source' ? 'source-conflict' : 'consumer-conflict', ctx.errors, ctx.warnings);
+  if (ctx.errors.length > 0) return decided(role, 'denied', `${role}-conflict`, ctx.errors, ctx.warnings);
 
-  const previousRaw = annotations?.[ANNOTATION_STATUS];
-  const previous = parseStatus(previousRaw);
-  if (previousRaw !== undefined && previous === undefined) {
-    ctx.warnings.push(`annotation ${ANNOTATION_STATUS} was not valid dfs-injector status JSON and was rewritten`);
-  }
-  const status = mergeStatus(previous, { role, configHash: configHash(config), version: VERSION, ...ctx.injected });
-  const serialized = serializeStatus(status);
-  if (serialized !== previousRaw && (previous === undefined || !isEmptyInjected(ctx.injected) || previous.role !== role)) {
-    scratch.setMapEntry(`${prefix}/metadata/annotations`, annotations, ANNOTATION_STATUS, serialized);
-  }
+  const previous = writeStatus(ctx, role, config);
   // The status annotation needs metadata to exist; templates written by hand may lack it.
   if (pod.metadata === undefined && !scratch.isEmpty) patch.setField(`${prefix}/metadata`, {});
   patch.ops.push(...scratch.ops);
 
   const outcome: Outcome = isEmptyInjected(ctx.injected) ? 'unchanged' : 'injected';
-  const reason = outcome === 'injected' ? selection.via : previous === undefined ? 'already-present' : 'already-injected';
+  const reason = outcome === 'injected' ? gate.via : previous === undefined ? 'already-present' : 'already-injected';
   return { role, outcome, reason, errors: [], warnings: ctx.warnings, injected: ctx.injected };
+}
+
+function decided(role: PodDecision['role'], outcome: Outcome, reason: string, errors: string[] = [], warnings: string[] = []): PodDecision {
+  return { role, outcome, reason, errors, warnings, injected: emptyInjected() };
+}
+
+type RoleGate = { kind: 'decided'; decision: PodDecision } | { kind: 'inject'; role: 'consumer' | 'source'; via: string };
+
+/** Which role applies, or the decision when none does (unselected, opted out, or refused outright). */
+function admitRole(pod: PodLike, entry: EntryContext): RoleGate {
+  const selection = selectRole(pod.metadata?.labels, entry);
+  const done = (decision: PodDecision): RoleGate => ({ kind: 'decided', decision });
+  if (selection.kind === 'invalid') return done(decided('unselected', 'denied', 'invalid-role-label', [selection.message]));
+  if (selection.kind === 'unselected') return done(decided('unselected', 'skipped', 'no-role'));
+  const role = selection.role;
+  if (role === 'none') return done(decided('none', 'skipped', 'role-none'));
+  if (entry.podSecurityEnforced) {
+    const needs = role === 'consumer' ? 'a hostPath volume' : 'a privileged source container (for Bidirectional mount propagation)';
+    return done(
+      decided(role, 'denied', 'pod-security', [
+        `this namespace enforces Pod Security baseline or restricted (label ${LABEL_POD_SECURITY_ENFORCE}), which forbids ${needs}; a DFS ${role} cannot run here. Label the namespace ${LABEL_POD_SECURITY_ENFORCE}=privileged, or remove the pod's dfs-injector role`,
+      ]),
+    );
+  }
+  return { kind: 'inject', role, via: selection.via };
+}
+
+/**
+ * Records what was injected in the status annotation. A pass that adds nothing to an injected
+ * pod leaves the annotation alone, so an old config hash stays visible to the drift audit.
+ */
+function writeStatus(ctx: PlanContext, role: 'consumer' | 'source', config: Config): InjectionStatus | undefined {
+  const annotations = ctx.pod.metadata?.annotations;
+  const previousRaw = annotations?.[ANNOTATION_STATUS];
+  const previous = parseStatus(previousRaw);
+  if (previousRaw !== undefined && previous === undefined) {
+    ctx.warnings.push(`annotation ${ANNOTATION_STATUS} was not valid dfs-injector status JSON and was rewritten`);
+  }
+  const unchanged = previous !== undefined && previous.role === role && isEmptyInjected(ctx.injected);
+  if (!unchanged) {
+    const status = mergeStatus(previous, { role, configHash: configHash(config), version: VERSION, ...ctx.injected });
+    ctx.patch.setMapEntry(`${ctx.prefix}/metadata/annotations`, annotations, ANNOTATION_STATUS, serializeStatus(status));
+  }
+  return previous;
 }
