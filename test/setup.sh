@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the full test suite needs on a fresh Debian machine, so no suite has to skip:
+# Samba and a FUSE toolchain for the shim, shellcheck for the scripts, kustomize for the
+# manifests, and a kube-apiserver/controller-manager/etcd built from source for the e2e suite.
+# Idempotent: the binaries are cached outside the repository, keyed by version.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(samba smbclient libfuse3-dev fuse3 musl-tools pkg-config shellcheck openssl make gcc)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "setup: kustomize"
+bash test/tools/install-kustomize.sh
+
+echo "setup: control plane (the first build takes several minutes)"
+bash test/e2e/control-plane/build.sh
