@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(samba smbclient libfuse3-dev fuse3 musl-tools pkg-config shellcheck openssl make gcc)
+APT_PACKAGES=(samba smbclient libfuse3-dev fuse3 musl-tools pkg-config shellcheck openssl make gcc busybox nghttp2-client)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
