@@ -2,7 +2,7 @@
 // fixture, smbd through the real entrypoint, smbclient, and cleanup that runs
 // even when a test fails or the worker exits.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -287,6 +287,8 @@ function unmountSync(mnt: string): void {
 export async function mountFixture(opts: { correctNlink?: boolean } = {}): Promise<Fixture> {
   const bin = await buildFixture();
   const dir = tempDir('fuse');
+  // smbd reaches the share as the guest account; mkdtemp's 0700 would stop it.
+  chmodSync(dir, 0o755);
   const mnt = join(dir, 'mnt');
   mkdirSync(mnt);
   const args = ['-f', '-o', 'allow_other,fsname=nlink0fs,subtype=nlink0fs'];
