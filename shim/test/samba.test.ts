@@ -37,6 +37,10 @@ const ok =
 
 afterAll(cleanupAll);
 
+// smbd start, several smbclient runs and readiness, on a machine that may be
+// busy with other builds.
+const SMBD_TIMEOUT = 120_000;
+
 function ready(sharePath: string, stateDir: string, extra: Record<string, string> = {}): Promise<RunResult> {
   return run('sh', [join(imageDir, 'ready.sh')], {
     env: cleanEnv({ DFS_SHARE_PATH: sharePath, DFS_STATE_DIR: stateDir, ...extra }),
@@ -82,7 +86,7 @@ describe.skipIf(!ok)('smbd sharing a FUSE filesystem that reports nlink 0', () =
     fx = await mountFixture();
   });
 
-  it('without the shim: NT_STATUS_OBJECT_PATH_NOT_FOUND for every path, and readiness says why', async () => {
+  it('without the shim: NT_STATUS_OBJECT_PATH_NOT_FOUND for every path, and readiness says why', { timeout: SMBD_TIMEOUT }, async () => {
     await withSmbd(fx.mnt, undefined, async (smbd) => {
       const ls = await smbclient(smbd.port, 'recurse; ls');
       expect(ls.code).not.toBe(0);
@@ -102,7 +106,7 @@ describe.skipIf(!ok)('smbd sharing a FUSE filesystem that reports nlink 0', () =
     });
   });
 
-  it('with the shim (LD_PRELOAD, glibc build): lists the whole tree and serves every byte', async () => {
+  it('with the shim (LD_PRELOAD, glibc build): lists the whole tree and serves every byte', { timeout: SMBD_TIMEOUT }, async () => {
     await withSmbd(fx.mnt, shim, async (smbd) => {
       const ls = await smbclient(smbd.port, 'recurse; ls');
       expect(ls.code, ls.stdout + ls.stderr).toBe(0);
@@ -135,7 +139,7 @@ describe.skipIf(!ok)('smbd sharing a FUSE filesystem that reports correct nlink'
     fx = await mountFixture({ correctNlink: true });
   });
 
-  it('works without the shim, and readiness reports that no nlink 0 was seen', async () => {
+  it('works without the shim, and readiness reports that no nlink 0 was seen', { timeout: SMBD_TIMEOUT }, async () => {
     await withSmbd(fx.mnt, undefined, async (smbd) => {
       const got = await fetchAll(smbd.port);
       expect(got.episode.equals(episodeBytes())).toBe(true);
@@ -146,7 +150,7 @@ describe.skipIf(!ok)('smbd sharing a FUSE filesystem that reports correct nlink'
     });
   });
 
-  it('with the shim nothing changes: same bytes, no log line, no marker', async () => {
+  it('with the shim nothing changes: same bytes, no log line, no marker', { timeout: SMBD_TIMEOUT }, async () => {
     await withSmbd(fx.mnt, shim, async (smbd) => {
       const ls = await smbclient(smbd.port, 'recurse; ls');
       expect(ls.code, ls.stdout + ls.stderr).toBe(0);

@@ -57,6 +57,9 @@ const MUSL_HINT = 'apt-get install -y musl-tools';
 
 afterAll(cleanupAll);
 
+// Compiles and FUSE round trips on a machine that may be busy with other builds.
+const SLOW = 90_000;
+
 function key(r: ProbeRecord): string {
   return `${r.target} ${r.call}`;
 }
@@ -105,7 +108,7 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT))('fix_nl
     probeBin = await buildProbe('glibc');
   });
 
-  it('exports exactly the wrapped entry points, by their real names', async () => {
+  it('exports exactly the wrapped entry points, by their real names', { timeout: SLOW }, async () => {
     expect(await exportedSymbols(shim)).toEqual(EXPORTS);
     await runOk('make', ['-s', '-C', shimDir, 'check-glibc']);
   });
@@ -119,7 +122,7 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT))('fix_nl
     },
   );
 
-  it('leaves correct nlink values and errors untouched, and fixes an unlinked open file', async () => {
+  it('leaves correct nlink values and errors untouched, and fixes an unlinked open file', { timeout: SLOW }, async () => {
     const { dir, targets } = ordinaryTree();
     const without = await probe(probeBin, ['--unlinked', dir, ...targets]);
     const withShim = await probe(probeBin, ['--unlinked', dir, ...targets], { LD_PRELOAD: shim });
@@ -143,7 +146,7 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT))('fix_nl
     expect(after).toEqual(expected);
   });
 
-  it('is silent and creates no marker when nothing needed a fix', async () => {
+  it('is silent and creates no marker when nothing needed a fix', { timeout: SLOW }, async () => {
     const { targets } = ordinaryTree();
     const marker = join(tempDir('marker'), 'nlink0-seen');
     const r = await probe(probeBin, targets, { LD_PRELOAD: shim, DFS_SHIM_LOG: '1', DFS_SHIM_MARKER: marker });
@@ -151,7 +154,7 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT))('fix_nl
     expect(existsSync(marker)).toBe(false);
   });
 
-  it('rewrites statx nlink only when stx_mask has STATX_NLINK', async () => {
+  it('rewrites statx nlink only when stx_mask has STATX_NLINK', { timeout: SLOW }, async () => {
     const fake = await compile('cc', [join(testSrcDir, 'fake_statx.c')], 'fake_statx.so', ['-shared', '-fPIC', '-ldl']);
     const args = ['nomask=/dfs-fake-nomask/x', 'withmask=/dfs-fake-nlink0/x'];
     const statx = (records: ProbeRecord[]): Record<string, string> =>
@@ -170,7 +173,7 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT))('fix_nl
     expect(both.find((r) => r.target === 'nomask' && r.call === 'statx')?.nlink_valid).toBe(false);
   });
 
-  it('passes selftest.sh, the check the image build runs', async () => {
+  it('passes selftest.sh, the check the image build runs', { timeout: SLOW }, async () => {
     const r = await runOk('sh', [join(testSrcDir, 'selftest.sh'), shim, probeBin], { env: cleanEnv() });
     expect(r.stdout).toMatch(/^selftest: OK \(26 calls, 0 ENOSYS/m);
   });
@@ -185,17 +188,17 @@ describe.skipIf(!needs('musl-gcc', haveMusl, MUSL_HINT))('fix_nlink-musl.so', ()
     probeBin = await buildProbe('musl');
   });
 
-  it('exports exactly the wrapped entry points, by their real names', async () => {
+  it('exports exactly the wrapped entry points, by their real names', { timeout: SLOW }, async () => {
     expect(await exportedSymbols(shim)).toEqual(EXPORTS);
     await runOk('make', ['-s', '-C', shimDir, 'check-musl']);
   });
 
-  it('fixes an unlinked open file and fails calls into symbols musl lacks with ENOSYS (selftest.sh)', async () => {
+  it('fixes an unlinked open file and fails calls into symbols musl lacks with ENOSYS (selftest.sh)', { timeout: SLOW }, async () => {
     const r = await runOk('sh', [join(testSrcDir, 'selftest.sh'), shim, probeBin], { env: cleanEnv() });
     expect(r.stdout).toMatch(/^selftest: OK \(26 calls, \d+ ENOSYS/m);
   });
 
-  it('leaves correct nlink values and errors untouched', async () => {
+  it('leaves correct nlink values and errors untouched', { timeout: SLOW }, async () => {
     const { targets } = ordinaryTree();
     const without = outcomes((await probe(probeBin, targets)).records);
     const withShim = outcomes((await probe(probeBin, targets, { LD_PRELOAD: shim })).records);
@@ -248,13 +251,13 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT) || !fuse
       targets = fixtureTargets(fx);
     });
 
-    it('reproduces the bug: without the shim every entry point reports nlink 0', async () => {
+    it('reproduces the bug: without the shim every entry point reports nlink 0', { timeout: SLOW }, async () => {
       const { records } = await probe(probeBin, targets.args);
       expect(records).toHaveLength(targets.args.length * EXPORTS.length);
       for (const r of records) expect(outcome(r), key(r)).toBe(`nlink=0 dir=${targets.dirs.has(r.target)} errno_kept=true`);
     });
 
-    it('with the shim every entry point reports 2 for directories and 1 for files', async () => {
+    it('with the shim every entry point reports 2 for directories and 1 for files', { timeout: SLOW }, async () => {
       const { records, stderr } = await probe(probeBin, targets.args, { LD_PRELOAD: shim });
       expect(records).toHaveLength(targets.args.length * EXPORTS.length);
       const expected = Object.fromEntries(
@@ -265,7 +268,7 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT) || !fuse
       expect(stderr).toBe('');
     });
 
-    it('DFS_SHIM_LOG=1 logs the first fix of each process once; DFS_SHIM_MARKER is created once', async () => {
+    it('DFS_SHIM_LOG=1 logs the first fix of each process once; DFS_SHIM_MARKER is created once', { timeout: SLOW }, async () => {
       const marker = join(tempDir('marker'), 'nlink0-seen');
       const env = { LD_PRELOAD: shim, DFS_SHIM_LOG: '1', DFS_SHIM_MARKER: marker };
       const first = await probe(probeBin, targets.args, env);
@@ -282,14 +285,14 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT) || !fuse
       expect(readFileSync(marker, 'utf8')).toBe(content);
     });
 
-    it('a marker it cannot create is reported, not fatal, and errno stays untouched', async () => {
+    it('a marker it cannot create is reported, not fatal, and errno stays untouched', { timeout: SLOW }, async () => {
       const marker = join(tempDir('marker'), 'no-such-dir', 'nlink0-seen');
       const r = await probe(probeBin, targets.args, { LD_PRELOAD: shim, DFS_SHIM_LOG: '1', DFS_SHIM_MARKER: marker });
       expect(r.stderr).toContain(`could not create marker ${marker} (errno 2)`);
       expect(r.records.every((rec) => rec.rc === 0 && rec.errno_kept === true)).toBe(true);
     });
 
-    it('ignores a relative marker path (smbd runs inside the share)', async () => {
+    it('ignores a relative marker path (smbd runs inside the share)', { timeout: SLOW }, async () => {
       const cwd = tempDir('cwd');
       const r = await run(probeBin, targets.args, { cwd, env: cleanEnv({ LD_PRELOAD: shim, DFS_SHIM_LOG: '1', DFS_SHIM_MARKER: 'marker' }) });
       expect(r.code).toBe(0);
@@ -297,7 +300,7 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT) || !fuse
       expect(r.stderr).not.toContain('marker');
     });
 
-    it('threads racing on their first fix: every result fixed, one log line', async () => {
+    it('threads racing on their first fix: every result fixed, one log line', { timeout: SLOW }, async () => {
       const r = await probe(probeBin, ['--threads', '8', `episode=${join(fx.mnt, '__all__', 'Show S01E01', 'episode.mkv')}`], {
         LD_PRELOAD: shim,
         DFS_SHIM_LOG: '1',
@@ -309,7 +312,7 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT) || !fuse
 );
 
 describe.skipIf(!needs('musl-gcc', haveMusl, MUSL_HINT) || !fuseOk)('fix_nlink-musl.so on a FUSE filesystem that reports nlink 0', () => {
-  it('every entry point musl has is fixed; those it lacks fail with ENOSYS instead of crashing', async () => {
+  it('every entry point musl has is fixed; those it lacks fail with ENOSYS instead of crashing', { timeout: SLOW }, async () => {
     const { before, after, dirs } = await fixtureRun('musl');
     expect(after).toHaveLength(5 * EXPORTS.length);
     const expected: Record<string, string> = {};
