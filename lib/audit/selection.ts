@@ -1,0 +1,140 @@
+import { entryPath, type EntryContext } from '../entry.js';
+import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from '../names.js';
+
+// The webhook's MutatingWebhookConfiguration entries as data: which namespaces and pods the API
+// server sends to which URL path. `audit` and `explain` evaluate these selectors exactly as the API
+// server does, so they can say why a pod was (or was not) sent to the webhook. The manifests must
+// register the same selectors; `WEBHOOK_ENTRIES` is the one place they are spelled out.
+
+export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: SelectorOperator;
+  values?: readonly string[];
+}
+
+export interface LabelSelector {
+  matchLabels?: Readonly<Record<string, string>>;
+  matchExpressions?: readonly LabelSelectorRequirement[];
+}
+
+export interface WebhookEntry {
+  /** The `webhooks[].name` in the MutatingWebhookConfiguration. */
+  name: string;
+  /** The URL path the API server posts to; it tells the webhook what the namespace labels said. */
+  path: string;
+  context: EntryContext;
+  namespaceSelector: LabelSelector;
+  objectSelector: LabelSelector;
+  /** Which pods this entry is for, in a few words. */
+  description: string;
+}
+
+/** Set by the API server on every namespace (Kubernetes 1.21+): the namespace's own name. */
+export const LABEL_NAMESPACE_NAME = 'kubernetes.io/metadata.name';
+export const EXCLUDED_NAMESPACES: readonly string[] = ['kube-system', 'dfs-system'];
+export const OPT_IN_VALUE = 'enabled';
+export const ENFORCED_POD_SECURITY_LEVELS: readonly string[] = ['baseline', 'restricted'];
+
+const notExcluded: LabelSelectorRequirement = { key: LABEL_NAMESPACE_NAME, operator: 'NotIn', values: EXCLUDED_NAMESPACES };
+const optedIn: LabelSelectorRequirement = { key: LABEL_INJECTION, operator: 'In', values: [OPT_IN_VALUE] };
+
+function entry(defaultRole: 'consumer' | undefined, podSecurityEnforced: boolean): WebhookEntry {
+  const context: EntryContext = { defaultRole, podSecurityEnforced };
+  const nsConsumer = defaultRole === 'consumer';
+  return {
+    name: `${nsConsumer ? 'namespace-consumers' : 'labelled-pods'}${podSecurityEnforced ? '-pod-security' : ''}.dfs-injector.io`,
+    path: entryPath(context),
+    context,
+    namespaceSelector: {
+      matchExpressions: [
+        notExcluded,
+        optedIn,
+        { key: LABEL_DEFAULT_ROLE, operator: nsConsumer ? 'In' : 'NotIn', values: ['consumer'] },
+        { key: LABEL_POD_SECURITY_ENFORCE, operator: podSecurityEnforced ? 'In' : 'NotIn', values: ENFORCED_POD_SECURITY_LEVELS },
+      ],
+    },
+    // In a namespace of consumers every pod is sent except the ones that opted out; elsewhere only
+    // pods with a role label (any value, so a misspelt role is refused with a message, not ignored).
+    objectSelector: nsConsumer ? { matchExpressions: [{ key: LABEL_ROLE, operator: 'NotIn', values: ['none'] }] } : { matchExpressions: [{ key: LABEL_ROLE, operator: 'Exists' }] },
+    description: `${nsConsumer ? 'every pod of a namespace labelled default-role=consumer' : 'pods with a role label'}${podSecurityEnforced ? ', in a namespace that enforces Pod Security baseline or restricted' : ''}`,
+  };
+}
+
+export const WEBHOOK_ENTRIES: readonly WebhookEntry[] = [entry(undefined, false), entry('consumer', false), entry(undefined, true), entry('consumer', true)];
+
+export interface RequirementResult {
+  /** The requirement as kubectl prints it, e.g. `dfs-injector.io/injection in (enabled)`. */
+  text: string;
+  matches: boolean;
+  /** The label's value, or undefined when the label is absent. */
+  actual: string | undefined;
+}
+
+export interface SelectorResult {
+  matches: boolean;
+  requirements: RequirementResult[];
+}
+
+export function describeRequirement(req: LabelSelectorRequirement): string {
+  switch (req.operator) {
+    case 'Exists':
+      return req.key;
+    case 'DoesNotExist':
+      return `!${req.key}`;
+    default:
+      return `${req.key} ${req.operator.toLowerCase()} (${(req.values ?? []).join(',')})`;
+  }
+}
+
+function requirementMatches(req: LabelSelectorRequirement, value: string | undefined): boolean {
+  switch (req.operator) {
+    case 'Exists':
+      return value !== undefined;
+    case 'DoesNotExist':
+      return value === undefined;
+    case 'In':
+      return value !== undefined && (req.values ?? []).includes(value);
+    case 'NotIn':
+      // As in Kubernetes: a missing label is "not in" any set.
+      return value === undefined || !(req.values ?? []).includes(value);
+  }
+}
+
+/** Evaluates a label selector the way the API server does; an empty selector matches everything. */
+export function evaluateSelector(selector: LabelSelector, labels: Readonly<Record<string, string>>): SelectorResult {
+  const requirements: RequirementResult[] = [];
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
+    requirements.push({ text: `${key}=${value}`, matches: labels[key] === value, actual: labels[key] });
+  }
+  for (const req of selector.matchExpressions ?? []) {
+    const actual = labels[req.key];
+    requirements.push({ text: describeRequirement(req), matches: requirementMatches(req, actual), actual });
+  }
+  return { matches: requirements.every((r) => r.matches), requirements };
+}
+
+/** Namespace labels as the API server sees them: it adds kubernetes.io/metadata.name itself. */
+export function effectiveNamespaceLabels(name: string, labels: Readonly<Record<string, string>>): Record<string, string> {
+  return { ...labels, [LABEL_NAMESPACE_NAME]: name };
+}
+
+export type NamespaceSelection =
+  | { kind: 'selected'; entry: WebhookEntry }
+  | { kind: 'excluded' }
+  | { kind: 'not-opted-in'; value: string | undefined };
+
+/** Which webhook entry, if any, the API server uses for pods in this namespace. */
+export function selectNamespace(name: string, labels: Readonly<Record<string, string>>): NamespaceSelection {
+  const effective = effectiveNamespaceLabels(name, labels);
+  const matched = WEBHOOK_ENTRIES.find((e) => evaluateSelector(e.namespaceSelector, effective).matches);
+  if (matched !== undefined) return { kind: 'selected', entry: matched };
+  if (EXCLUDED_NAMESPACES.includes(name)) return { kind: 'excluded' };
+  return { kind: 'not-opted-in', value: labels[LABEL_INJECTION] };
+}
+
+export function enforcesPodSecurity(labels: Readonly<Record<string, string>>): string | undefined {
+  const level = labels[LABEL_POD_SECURITY_ENFORCE];
+  return level !== undefined && ENFORCED_POD_SECURITY_LEVELS.includes(level) ? level : undefined;
+}
