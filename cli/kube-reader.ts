@@ -1,0 +1,177 @@
+// The ClusterReader of `audit` and the pod reader of `explain`, on @kubernetes/client-node 1.x.
+// Every list is read page by page (`limit` + `continue`), so a large cluster never arrives in one
+// response and memory holds at most one page of pods.
+import { ApiException, CoreV1Api, KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
+import { isPodReady, MOUNTER, type ClusterReader, type InventoryNamespace, type InventoryPod, type MounterPod } from '../lib/audit/index.js';
+import type { PodSpec } from '../lib/k8s.js';
+
+export const DEFAULT_PAGE_SIZE = 500;
+
+export interface KubeconfigOptions {
+  /** --kubeconfig; otherwise KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
+  kubeconfig?: string;
+  context?: string;
+}
+
+/** The cluster could not be reached or refused a request; the message says which and why. */
+export class ClusterError extends Error {
+  override readonly name = 'ClusterError';
+  constructor(
+    message: string,
+    readonly code?: number,
+  ) {
+    super(message);
+  }
+}
+
+export function loadKubeConfig(options: KubeconfigOptions): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (options.kubeconfig !== undefined) kc.loadFromFile(options.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (error) {
+    throw new ClusterError(`cannot load kubeconfig${options.kubeconfig === undefined ? '' : ` ${options.kubeconfig}`}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (options.context !== undefined) {
+    if (!kc.getContexts().some((c) => c.name === options.context)) throw new ClusterError(`kubeconfig has no context "${options.context}"`);
+    kc.setCurrentContext(options.context);
+  }
+  const cluster = kc.getCurrentCluster();
+  // loadFromDefault falls back to an unauthenticated localhost:8080 when it finds nothing at all.
+  if (cluster === null || (cluster.name === 'cluster' && cluster.server === 'http://localhost:8080' && kc.getCurrentUser()?.name === 'user')) {
+    throw new ClusterError('no kubeconfig found: pass --kubeconfig FILE or set KUBECONFIG (in a pod, the service account is used), or audit manifests with -f');
+  }
+  return kc;
+}
+
+/** "403 Forbidden: pods is forbidden: User ... cannot list ..." from whatever client-node threw. */
+export function describeApiError(error: unknown, what: string): ClusterError {
+  if (error instanceof ApiException) {
+    const code = error.code;
+    let detail = '';
+    const body: unknown = error.body;
+    try {
+      const parsed: unknown = typeof body === 'string' ? JSON.parse(body) : body;
+      if (typeof parsed === 'object' && parsed !== null && typeof (parsed as { message?: unknown }).message === 'string') detail = (parsed as { message: string }).message;
+    } catch {
+      detail = typeof body === 'string' ? body.slice(0, 200) : '';
+    }
+    const hint = code === 410 ? ' (the list changed for too long while it was read page by page; run the audit again)' : '';
+    return new ClusterError(`${what}: HTTP ${code}${detail === '' ? '' : `: ${detail}`}${hint}`, code);
+  }
+  const cause = error instanceof Error ? ((error as { cause?: unknown }).cause ?? error) : error;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return new ClusterError(`${what}: ${message}`);
+}
+
+function labelsOf(value: Record<string, string> | undefined): Record<string, string> {
+  return { ...(value ?? {}) };
+}
+
+export function inventoryPod(pod: V1Pod): InventoryPod {
+  const meta = pod.metadata ?? {};
+  const entry: InventoryPod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    namespace: meta.namespace ?? '',
+    name: meta.name ?? meta.generateName ?? '(unnamed)',
+    labels: labelsOf(meta.labels),
+    annotations: labelsOf(meta.annotations),
+    // client-node's V1PodSpec carries the same field names as the JSON the rules read.
+    spec: (pod.spec ?? { containers: [] }) as unknown as PodSpec,
+  };
+  if (meta.uid !== undefined) entry.uid = meta.uid;
+  if (pod.spec?.nodeName !== undefined) entry.nodeName = pod.spec.nodeName;
+  if (pod.status?.phase !== undefined) entry.phase = pod.status.phase;
+  return entry;
+}
+
+function inventoryNamespace(ns: V1Namespace): InventoryNamespace {
+  return { name: ns.metadata?.name ?? '', labels: labelsOf(ns.metadata?.labels) };
+}
+
+interface Page<T> {
+  items: T[];
+  metadata?: { _continue?: string };
+}
+
+/** Follows `continue` tokens until the server has no more pages. */
+async function* paginate<T>(fetchPage: (token: string | undefined) => Promise<Page<T>>, what: string): AsyncGenerator<T> {
+  let token: string | undefined;
+  do {
+    let page: Page<T>;
+    try {
+      page = await fetchPage(token);
+    } catch (error) {
+      throw describeApiError(error, what);
+    }
+    yield* page.items;
+    token = page.metadata?._continue;
+  } while (token !== undefined && token !== '');
+}
+
+export class KubeClusterReader implements ClusterReader {
+  constructor(
+    private readonly api: CoreV1Api,
+    private readonly pageSize: number = DEFAULT_PAGE_SIZE,
+  ) {}
+
+  static fromKubeConfig(kc: KubeConfig, pageSize?: number): KubeClusterReader {
+    return new KubeClusterReader(kc.makeApiClient(CoreV1Api), pageSize);
+  }
+
+  async *listNamespaces(): AsyncGenerator<InventoryNamespace> {
+    const pages = paginate((token) => this.api.listNamespace({ limit: this.pageSize, ...(token === undefined ? {} : { _continue: token }) }), 'cannot list namespaces');
+    for await (const ns of pages) yield inventoryNamespace(ns);
+  }
+
+  async readNamespace(name: string): Promise<InventoryNamespace | undefined> {
+    try {
+      return inventoryNamespace(await this.api.readNamespace({ name }));
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 404) return undefined;
+      throw describeApiError(error, `cannot read namespace ${name}`);
+    }
+  }
+
+  async *listPods(namespace?: string): AsyncGenerator<InventoryPod> {
+    const page = (token: string | undefined): Promise<Page<V1Pod>> => {
+      const common = { limit: this.pageSize, ...(token === undefined ? {} : { _continue: token }) };
+      return namespace === undefined ? this.api.listPodForAllNamespaces(common) : this.api.listNamespacedPod({ namespace, ...common });
+    };
+    for await (const pod of paginate(page, namespace === undefined ? 'cannot list pods in all namespaces' : `cannot list pods in namespace ${namespace}`)) {
+      yield inventoryPod(pod);
+    }
+  }
+
+  async listMounterPods(): Promise<MounterPod[]> {
+    const mounters: MounterPod[] = [];
+    const pages = paginate(
+      (token) =>
+        this.api.listNamespacedPod({
+          namespace: MOUNTER.namespace,
+          labelSelector: `${MOUNTER.labelKey}=${MOUNTER.labelValue}`,
+          limit: this.pageSize,
+          ...(token === undefined ? {} : { _continue: token }),
+        }),
+      `cannot list the ${MOUNTER.name} pods in namespace ${MOUNTER.namespace}`,
+    );
+    for await (const pod of pages) {
+      const nodeName = pod.spec?.nodeName;
+      if (nodeName !== undefined && nodeName !== '') mounters.push({ nodeName, ready: isPodReady(pod.status), name: pod.metadata?.name ?? '(unnamed)' });
+    }
+    return mounters;
+  }
+
+  /** A pod as plain JSON (dates as strings), or undefined when it does not exist; for `explain`. */
+  async readPod(namespace: string, name: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      const pod = await this.api.readNamespacedPod({ namespace, name });
+      const plain = JSON.parse(JSON.stringify(pod)) as Record<string, unknown>;
+      return { apiVersion: 'v1', kind: 'Pod', ...plain };
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 404) return undefined;
+      throw describeApiError(error, `cannot read pod ${namespace}/${name}`);
+    }
+  }
+}
