@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -229,9 +230,10 @@ describe('serve start-up errors', () => {
   });
 
   it('refuses a key that does not belong to the certificate', async () => {
-    const other = await secretDir({ 'tls.key': (await import('node:crypto')).generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() });
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const other = await secretDir({ 'tls.key': privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() });
     const error = await startError({ tlsKeyPath: other.path('tls.key') });
-    expect(error.message).toMatch(/private key does not belong to the certificate/);
+    expect(error.message).toMatch(new RegExp(`^.*/tls.crt \\+ ${other.path('tls.key')}: the private key does not belong to the certificate`));
   });
 
   it('names the port that is already taken', async () => {

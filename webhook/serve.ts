@@ -6,6 +6,7 @@ import { readConfigFile, watchConfigFile, type ConfigReloader } from './config-r
 import { errorMessage } from './files.js';
 import { createMetrics } from './metrics.js';
 import { buildServer, type WebhookServer } from './server.js';
+import { validateTlsPair } from './tls-pair.js';
 import { readTlsPair, watchTlsFiles, type TlsReloader } from './tls-reload.js';
 
 export interface ServeOptions {
@@ -72,19 +73,19 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   ]);
   let config: Config = loaded?.config ?? defaultConfig;
 
-  let server: WebhookServer;
   try {
-    server = buildServer({
-      getConfig: () => config,
-      tls,
-      logger,
-      metrics: createMetrics({ collectDefaults: true }),
-      ...(options.gracePeriodMs === undefined ? {} : { gracePeriodMs: options.gracePeriodMs }),
-      ...(options.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: options.drainTimeoutMs }),
-    });
+    validateTlsPair(tls, `${options.tlsCertPath} + ${options.tlsKeyPath}`);
   } catch (error) {
-    throw new ServeError(`${options.tlsCertPath} + ${options.tlsKeyPath}: ${errorMessage(error)}`);
+    throw new ServeError(errorMessage(error));
   }
+  const server = buildServer({
+    getConfig: () => config,
+    tls,
+    logger,
+    metrics: createMetrics({ collectDefaults: true }),
+    ...(options.gracePeriodMs === undefined ? {} : { gracePeriodMs: options.gracePeriodMs }),
+    ...(options.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: options.drainTimeoutMs }),
+  });
 
   const port = await listen(server, 'admission', options.port, host);
   const metricsPort = await listen(server, 'probes', options.metricsPort, host);
@@ -191,7 +192,11 @@ function createLogger(level: string): FastifyBaseLogger {
     throw new ServeError(`--log-level ${JSON.stringify(level)} must be one of ${[...levels, 'silent'].join(', ')}`);
   }
   // Asynchronous writes keep logging off the admission path; pino flushes them on exit.
-  return pino({ level, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ sync: false }));
+  // Level names rather than pino's numbers: log queries in a cluster read "level":"error".
+  return pino(
+    { level, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
+    pino.destination({ sync: false }),
+  );
 }
 
 async function listen(server: WebhookServer, which: 'admission' | 'probes', port: number, host: string): Promise<number> {

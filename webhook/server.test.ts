@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -239,7 +240,7 @@ describe('logs and metrics', () => {
     ]) {
       expect(res.text).toMatch(new RegExp(`^${name} 0$`, 'm'));
     }
-    const notAfter = Date.parse(new (await import('node:crypto')).X509Certificate((await localCertificates()).tlsCert).validTo) / 1000;
+    const notAfter = Date.parse(new X509Certificate((await localCertificates()).tlsCert).validTo) / 1000;
     expect(res.text).toContain(`dfs_injector_certificate_expiry_timestamp_seconds ${notAfter}`);
   });
 });

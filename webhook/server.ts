@@ -134,7 +134,7 @@ export function buildServer(options: ServerOptions): WebhookServer {
     metrics.recordAdmission({ role: record.role, outcome: record.outcome, reason: record.reason, seconds: durationMs / 1000 });
     const decision = record.decision;
     const fields = {
-      path: request.url,
+      path: request.routeOptions.url ?? request.url,
       status: record.status,
       uid: decision?.uid,
       namespace: decision?.namespace,
@@ -153,7 +153,7 @@ export function buildServer(options: ServerOptions): WebhookServer {
   function answerInternalError(request: AdmissionRequest, reply: AdmissionReply, error: unknown): void {
     metrics.recordInternalError();
     const uid = uidOf(request.body);
-    request.log.error({ err: error, uid, path: request.url }, 'admission review failed unexpectedly; denying the request');
+    request.log.error({ err: error, uid, path: request.routeOptions.url ?? request.url }, 'admission review failed unexpectedly; denying the request');
     if (uid === undefined) {
       const message = `dfs-injector could not process this request (${errorMessage(error)}), and it has no request.uid to deny`;
       sendError(request, reply, 400, 'invalid-review', message);

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -80,7 +81,7 @@ describe('TLS reload', () => {
     ).rejects.toMatchObject({ code: expect.stringMatching(/PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL/) });
 
     const expiry = await webhook.metrics.registry.getSingleMetric('dfs_injector_certificate_expiry_timestamp_seconds')!.get();
-    expect(expiry.values[0]?.value).toBe(Date.parse(new (await import('node:crypto')).X509Certificate(second.tlsCert).validTo) / 1000);
+    expect(expiry.values[0]?.value).toBe(Date.parse(new X509Certificate(second.tlsCert).validTo) / 1000);
     expect(logs.find((line) => line.msg === 'serving a reloaded TLS certificate')).toMatchObject({
       serialNumber: certificateSerial(second.tlsCert),
     });
