@@ -1,0 +1,243 @@
+import {
+  AdmissionregistrationV1Api,
+  ApiException,
+  CoreV1Api,
+  Observable,
+  type ConfigurationOptions,
+  type KubeConfig,
+  type ObservableMiddleware,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import type { CertStore, SecretData, StoredSecret, WebhookCaBundles, Written } from './store.js';
+
+export interface KubeCertStoreOptions {
+  /** Namespace of the Secret (the webhook's own namespace). */
+  readonly namespace: string;
+  readonly secretName: string;
+  /** Name of the MutatingWebhookConfiguration whose entries get the caBundle. */
+  readonly webhookConfigName: string;
+  /** Recorded in managedFields for every write. Default "dfs-injector". */
+  readonly fieldManager?: string;
+  /** A request that takes longer is aborted and counts as a failure. Default 30 s. */
+  readonly requestTimeoutMs?: number;
+}
+
+/** An API call failed for a reason other than the conflicts the lifecycle handles itself. */
+export class CertStoreError extends Error {
+  override readonly name = 'CertStoreError';
+  /** The HTTP status, when the API server answered. */
+  readonly status: number | undefined;
+  constructor(message: string, status: number | undefined, options?: ErrorOptions) {
+    super(message, options);
+    this.status = status;
+  }
+}
+
+type JsonPatchOperation =
+  | { op: 'test' | 'replace' | 'add'; path: string; value: unknown }
+  | { op: 'remove'; path: string };
+
+const DEFAULT_FIELD_MANAGER = 'dfs-injector';
+const DEFAULT_TIMEOUT_MS = 30_000;
+const SECRET_LABELS = { 'app.kubernetes.io/name': 'dfs-injector', 'app.kubernetes.io/component': 'webhook-tls' };
+
+/**
+ * caBundle updates are RFC 6902 JSON patches that `test` each entry's name and current caBundle
+ * before replacing it, rather than server-side apply:
+ *  - the caBundle is the one field whose old value matters: during a CA rotation a replica
+ *    holding an out-of-date Secret must not replace "old CA + new CA" with "old CA". A `test`
+ *    makes the write conditional on exactly that field, so unrelated edits (a GitOps tool
+ *    changing a selector) do not cause conflicts, and lost updates of the bundle cannot happen.
+ *  - server-side apply would need the names of the entries first anyway, would take ownership
+ *    of entries we only decorate, and applies blindly: it has no "only if it still holds X".
+ * The writes still carry `fieldManager`, so managedFields names dfs-injector as the caBundle's
+ * owner and an apply of the manifests (which leave caBundle out) does not remove it.
+ *
+ * RFC 6902 cannot `test` that a member is absent, so when an entry has no caBundle yet the patch
+ * also pins the object's resourceVersion: that only happens at first install.
+ */
+export class KubeCertStore implements CertStore {
+  private readonly core: CoreV1Api;
+  private readonly admission: AdmissionregistrationV1Api;
+  private readonly namespace: string;
+  private readonly secretName: string;
+  private readonly webhookConfigName: string;
+  private readonly fieldManager: string;
+  private readonly timeoutMs: number;
+
+  constructor(kc: KubeConfig, options: KubeCertStoreOptions) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    this.namespace = options.namespace;
+    this.secretName = options.secretName;
+    this.webhookConfigName = options.webhookConfigName;
+    this.fieldManager = options.fieldManager ?? DEFAULT_FIELD_MANAGER;
+    this.timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  async readSecret(): Promise<StoredSecret | undefined> {
+    let secret: V1Secret;
+    try {
+      secret = await this.core.readNamespacedSecret({ name: this.secretName, namespace: this.namespace }, this.options());
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw this.failure(`read Secret ${this.secretRef()}`, error);
+    }
+    return { data: decodeData(secret.data), resourceVersion: secret.metadata?.resourceVersion ?? '' };
+  }
+
+  async createSecret(data: SecretData): Promise<Written | 'conflict'> {
+    const body: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: this.secretName, namespace: this.namespace, labels: { ...SECRET_LABELS } },
+      type: 'kubernetes.io/tls',
+      data: encodeData(data),
+    };
+    try {
+      const created = await this.core.createNamespacedSecret(
+        { namespace: this.namespace, body, fieldManager: this.fieldManager },
+        this.options(),
+      );
+      return { resourceVersion: created.metadata?.resourceVersion ?? '' };
+    } catch (error) {
+      if (statusOf(error) === 409) return 'conflict';
+      throw this.failure(`create Secret ${this.secretRef()}`, error);
+    }
+  }
+
+  async updateSecret(data: SecretData, resourceVersion: string): Promise<Written | 'conflict'> {
+    // A resourceVersion in the patched object is a precondition: a stale one gets 409 Conflict.
+    // Patching `data` alone keeps labels and annotations that others put on the Secret.
+    const patch: JsonPatchOperation[] = [
+      { op: 'replace', path: '/metadata/resourceVersion', value: resourceVersion },
+      { op: 'add', path: '/data', value: encodeData(data) },
+    ];
+    try {
+      const updated = await this.core.patchNamespacedSecret(
+        { name: this.secretName, namespace: this.namespace, body: patch, fieldManager: this.fieldManager },
+        this.options(),
+      );
+      return { resourceVersion: updated.metadata?.resourceVersion ?? '' };
+    } catch (error) {
+      const status = statusOf(error);
+      // 404: deleted since it was read; the caller re-reads and creates it again.
+      if (status === 409 || status === 404) return 'conflict';
+      throw this.failure(`update Secret ${this.secretRef()}`, error);
+    }
+  }
+
+  async readWebhookCaBundles(): Promise<WebhookCaBundles> {
+    try {
+      const config = await this.admission.readMutatingWebhookConfiguration({ name: this.webhookConfigName }, this.options());
+      return {
+        webhooks: (config.webhooks ?? []).map((webhook) => ({
+          name: webhook.name,
+          caBundle: webhook.clientConfig.caBundle === undefined ? undefined : fromBase64(webhook.clientConfig.caBundle),
+        })),
+        resourceVersion: config.metadata?.resourceVersion ?? '',
+      };
+    } catch (error) {
+      throw this.failure(`read MutatingWebhookConfiguration ${this.webhookConfigName}`, error);
+    }
+  }
+
+  async patchWebhookCaBundles(bundlePem: string, expected: WebhookCaBundles): Promise<'patched' | 'conflict'> {
+    const value = toBase64(bundlePem);
+    const patch: JsonPatchOperation[] = [];
+    if (expected.webhooks.some((webhook) => webhook.caBundle === undefined)) {
+      patch.push({ op: 'test', path: '/metadata/resourceVersion', value: expected.resourceVersion });
+    }
+    expected.webhooks.forEach((webhook, i) => {
+      const path = `/webhooks/${i}/clientConfig/caBundle`;
+      // The name guards against entries added, removed or reordered since the read.
+      patch.push({ op: 'test', path: `/webhooks/${i}/name`, value: webhook.name });
+      if (webhook.caBundle === undefined) {
+        patch.push({ op: 'add', path, value });
+      } else {
+        // The caBundle travels as base64 of bytes, which the API server always re-encodes the
+        // same way, so encoding what was read gives back exactly what is stored.
+        patch.push({ op: 'test', path, value: toBase64(webhook.caBundle) }, { op: 'replace', path, value });
+      }
+    });
+    if (expected.webhooks.length === 0) return 'patched';
+    try {
+      await this.admission.patchMutatingWebhookConfiguration(
+        { name: this.webhookConfigName, body: patch, fieldManager: this.fieldManager },
+        this.options(),
+      );
+      return 'patched';
+    } catch (error) {
+      const status = statusOf(error);
+      // A failed `test` is 422 Unprocessable Entity; a moved resourceVersion is 409 or 422.
+      if (status === 409 || status === 422) return 'conflict';
+      throw this.failure(`patch the caBundle of MutatingWebhookConfiguration ${this.webhookConfigName}`, error);
+    }
+  }
+
+  private secretRef(): string {
+    return `${this.namespace}/${this.secretName}`;
+  }
+
+  private options(): ConfigurationOptions<ObservableMiddleware> {
+    const timeoutMs = this.timeoutMs;
+    // client-node sets no timeout of its own: a request that hangs would stall the lifecycle.
+    const timeout: ObservableMiddleware = {
+      pre: (context) => {
+        context.setSignal(AbortSignal.timeout(timeoutMs));
+        return new Observable(Promise.resolve(context));
+      },
+      post: (context) => new Observable(Promise.resolve(context)),
+    };
+    return { middleware: [timeout], middlewareMergeStrategy: 'append' };
+  }
+
+  private failure(what: string, error: unknown): CertStoreError {
+    const status = statusOf(error);
+    if (status === undefined) {
+      const reason = error instanceof Error ? error.message : String(error);
+      return new CertStoreError(`cannot ${what}: ${reason}`, undefined, { cause: error });
+    }
+    const detail = statusMessage(error);
+    const hint = status === 403 ? ' (check the RBAC rules of the webhook\'s ServiceAccount)' : '';
+    return new CertStoreError(`cannot ${what}: HTTP ${status}${detail === undefined ? '' : `: ${detail}`}${hint}`, status, {
+      cause: error,
+    });
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof ApiException ? (error as ApiException<unknown>).code : undefined;
+}
+
+/** The `message` of the Status object the API server sent, when there is one. */
+function statusMessage(error: unknown): string | undefined {
+  if (!(error instanceof ApiException)) return undefined;
+  const raw: unknown = (error as ApiException<unknown>).body;
+  let body = raw;
+  if (typeof raw === 'string') {
+    try {
+      body = JSON.parse(raw) as unknown;
+    } catch {
+      return raw.slice(0, 200) || undefined;
+    }
+  }
+  if (typeof body === 'object' && body !== null && 'message' in body && typeof body.message === 'string') return body.message;
+  return undefined;
+}
+
+function encodeData(data: SecretData): Record<string, string> {
+  return Object.fromEntries(Object.entries(data).map(([key, value]) => [key, toBase64(value)]));
+}
+
+function decodeData(data: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(data ?? {}).map(([key, value]) => [key, fromBase64(value)]));
+}
+
+function toBase64(text: string): string {
+  return Buffer.from(text, 'utf8').toString('base64');
+}
+
+function fromBase64(base64: string): string {
+  return Buffer.from(base64, 'base64').toString('utf8');
+}
