@@ -6,12 +6,35 @@ import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { needs } from '../../test/support/prereq.js';
-import { cleanEnv, cleanupAll, have, imageDir, run, runOk, shimDir, tempDir, testSrcDir, type RunResult } from './support.js';
+import {
+  BUSYBOX_HINT,
+  busyboxPath,
+  cleanEnv,
+  cleanupAll,
+  have,
+  imageDir,
+  run,
+  runOk,
+  shimDir,
+  tempDir,
+  testSrcDir,
+  type RunResult,
+} from './support.js';
 
 afterAll(cleanupAll);
 
 const entrypoint = join(imageDir, 'entrypoint.sh');
 const readySh = join(imageDir, 'ready.sh');
+
+/** The image runs its scripts with busybox; this machine's sh and GNU tools are checked too. */
+interface Shell {
+  name: string;
+  sh: string;
+  env: Record<string, string>;
+}
+const shells: Shell[] = [{ name: 'sh with this machine\'s tools', sh: 'sh', env: {} }];
+const busybox = needs('busybox', have('busybox'), BUSYBOX_HINT) ? busyboxPath() : undefined;
+if (busybox !== undefined) shells.push({ name: 'busybox sh and applets, as in Alpine', sh: join(busybox, 'sh'), env: { PATH: busybox } });
 
 interface Rendered {
   result: RunResult;
@@ -23,7 +46,7 @@ interface Rendered {
 }
 
 /** Runs the entrypoint with a stand-in smbd that records how it was exec'd. */
-async function entry(env: Record<string, string>): Promise<Rendered> {
+async function entry(env: Record<string, string>, shell: Shell = shells[0]!): Promise<Rendered> {
   const dir = tempDir('entry');
   const fake = join(dir, 'fake-smbd');
   writeFileSync(
@@ -32,8 +55,8 @@ async function entry(env: Record<string, string>): Promise<Rendered> {
   );
   chmodSync(fake, 0o755);
   const stateDir = join(dir, 'state');
-  const result = await run('sh', [entrypoint], {
-    env: cleanEnv({ DFS_STATE_DIR: stateDir, DFS_SMBD: fake, DFS_SHARE_PATH: dir, ...env }),
+  const result = await run(shell.sh, [entrypoint], {
+    env: cleanEnv({ DFS_STATE_DIR: stateDir, DFS_SMBD: fake, DFS_SHARE_PATH: dir, ...shell.env, ...env }),
   });
   const read = (name: string): string => (existsSync(join(dir, name)) ? readFileSync(join(dir, name), 'utf8') : '');
   const confPath = join(stateDir, 'smb.conf');
@@ -60,7 +83,7 @@ describe.skipIf(!needs('shellcheck', have('shellcheck'), 'apt-get install -y she
   });
 });
 
-describe('entrypoint.sh', () => {
+describe.each(shells)('entrypoint.sh under $name', (shell) => {
   const invalid: Array<[string, string, string]> = [
     ['DFS_SHARE_NAME', 'bad/name', 'must match ^[A-Za-z0-9_.-]{1,80}$'],
     ['DFS_SHARE_NAME', '', 'must match ^[A-Za-z0-9_.-]{1,80}$'],
@@ -99,7 +122,7 @@ describe('entrypoint.sh', () => {
   ];
 
   it.each(invalid)('refuses %s=%j, naming the variable and the rule', async (name, value, rule) => {
-    const r = await entry({ [name]: value });
+    const r = await entry({ [name]: value }, shell);
     expect(r.result.code).toBe(64);
     expect(r.result.stderr).toContain(`invalid ${name}=`);
     expect(r.result.stderr).toContain(rule);
@@ -108,7 +131,7 @@ describe('entrypoint.sh', () => {
   });
 
   it('renders the defaults and execs smbd in the foreground with them', async () => {
-    const r = await entry({});
+    const r = await entry({}, shell);
     expect(r.result.code, r.result.stderr).toBe(0);
     expect(r.args).toEqual(['--foreground', '--no-process-group', '--debug-stdout', '-s', join(r.stateDir, 'smb.conf')]);
     // exec, not a child of the shell: the stand-in's parent is this test process.
@@ -160,7 +183,7 @@ describe('entrypoint.sh', () => {
       DFS_SMB_INTERFACES: 'lo 127.0.0.1',
       DFS_SHIM_LOG: '0',
       DFS_SHIM_MARKER: marker,
-    });
+    }, shell);
     expect(r.result.code, r.result.stderr).toBe(0);
     expect(r.conf).toContain('\n[media.v2]\n');
     expect(r.conf).toContain(`\n\tpath = ${dir}/with space\n`);
@@ -178,7 +201,7 @@ describe('entrypoint.sh', () => {
   it.skipIf(!needs('testparm (Samba)', have('testparm'), 'apt-get install -y samba'))(
     'renders a smb.conf that Samba reads without complaint, with the share settings design.md asks for',
     async () => {
-      const r = await entry({ DFS_SMB_INTERFACES: '127.0.0.1' });
+      const r = await entry({ DFS_SMB_INTERFACES: '127.0.0.1' }, shell);
       expect(r.result.code, r.result.stderr).toBe(0);
       const conf = join(r.stateDir, 'smb.conf');
       const all = await runOk('testparm', ['-s', conf], { env: cleanEnv() });
@@ -202,8 +225,9 @@ describe('entrypoint.sh', () => {
   );
 });
 
-describe('ready.sh outside the FUSE mount', () => {
-  const ready = (env: Record<string, string>): Promise<RunResult> => run('sh', [readySh], { env: cleanEnv(env) });
+describe.each(shells)('ready.sh outside the FUSE mount, under $name', (shell) => {
+  const ready = (env: Record<string, string>): Promise<RunResult> =>
+    run(shell.sh, [readySh], { env: cleanEnv({ ...shell.env, ...env }) });
 
   it('is not ready when the share path is not a mount point', async () => {
     const dir = tempDir('notmounted');

@@ -27,6 +27,7 @@ import {
   type Fixture,
   type RunResult,
   type Smbd,
+  busyboxPath,
 } from './support.js';
 
 const haveSamba = have('/usr/sbin/smbd') && have('smbclient');
@@ -41,11 +42,22 @@ afterAll(cleanupAll);
 // busy with other builds.
 const SMBD_TIMEOUT = 120_000;
 
-function ready(sharePath: string, stateDir: string, extra: Record<string, string> = {}): Promise<RunResult> {
-  return run('sh', [join(imageDir, 'ready.sh')], {
-    env: cleanEnv({ DFS_SHARE_PATH: sharePath, DFS_STATE_DIR: stateDir, ...extra }),
+function ready(sharePath: string, stateDir: string, extra: Record<string, string> = {}, busybox?: string): Promise<RunResult> {
+  return run(busybox !== undefined ? join(busybox, 'sh') : 'sh', [join(imageDir, 'ready.sh')], {
+    env: cleanEnv({ DFS_SHARE_PATH: sharePath, DFS_STATE_DIR: stateDir, ...extra, ...(busybox !== undefined ? { PATH: busybox } : {}) }),
     timeoutMs: 30_000,
   });
+}
+
+/** ready.sh as this machine runs it, and, when busybox is here, as Alpine does: the same answer. */
+async function readyEverywhere(sharePath: string, stateDir: string, extra: Record<string, string> = {}): Promise<RunResult> {
+  const r = await ready(sharePath, stateDir, extra);
+  const busybox = have('busybox') ? busyboxPath() : undefined;
+  if (busybox !== undefined) {
+    const b = await ready(sharePath, stateDir, extra, busybox);
+    expect({ code: b.code, stdout: b.stdout }, 'ready.sh under busybox').toEqual({ code: r.code, stdout: r.stdout });
+  }
+  return r;
 }
 
 async function withSmbd<T>(sharePath: string, shim: string | undefined, body: (smbd: Smbd) => Promise<T>): Promise<T> {
@@ -98,7 +110,7 @@ describe.skipIf(!ok)('smbd sharing a FUSE filesystem that reports nlink 0', () =
 
       // An exec probe inherits the container's LD_PRELOAD: ready.sh must
       // still see what the filesystem reports.
-      const r = await ready(fx.mnt, smbd.stateDir, { LD_PRELOAD: shim });
+      const r = await readyEverywhere(fx.mnt, smbd.stateDir, { LD_PRELOAD: shim });
       expect(r.code, r.stdout + r.stderr).toBe(1);
       expect(r.stdout).toMatch(/^not ready: .* reports st_nlink 0 and smbd runs without the nlink shim/);
       expect(r.stdout).toContain(`nlink0: seen (stat without the shim: st_nlink 0 on ${fx.mnt})`);
@@ -121,7 +133,7 @@ describe.skipIf(!ok)('smbd sharing a FUSE filesystem that reports nlink 0', () =
 
       // The entrypoint turns the shim's log and marker on.
       expect(smbd.output()).toMatch(/^dfs-shim\[\d+\]: st_nlink 0 from \w+\(/m);
-      const r = await ready(fx.mnt, smbd.stateDir, { LD_PRELOAD: shim });
+      const r = await readyEverywhere(fx.mnt, smbd.stateDir, { LD_PRELOAD: shim });
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^ready: ${fx.mnt} is mounted \\(fuse\\.nlink0fs\\) and readable \\(2 entries\\)$`, 'm'));
       expect(r.stdout).toMatch(/^nlink0: seen \(shim marker .*nlink0-seen: st_nlink 0 seen by pid \d+ in \w+\)$/m);
@@ -143,7 +155,7 @@ describe.skipIf(!ok)('smbd sharing a FUSE filesystem that reports correct nlink'
     await withSmbd(fx.mnt, undefined, async (smbd) => {
       const got = await fetchAll(smbd.port);
       expect(got.episode.equals(episodeBytes())).toBe(true);
-      const r = await ready(fx.mnt, smbd.stateDir);
+      const r = await readyEverywhere(fx.mnt, smbd.stateDir);
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(r.stdout).toContain(`nlink0: not seen (${fx.mnt} and its first entries report st_nlink >= 1)`);
       expect(r.stdout).toMatch(/^smbd: pid \d+, nlink shim NOT loaded$/m);
@@ -159,7 +171,7 @@ describe.skipIf(!ok)('smbd sharing a FUSE filesystem that reports correct nlink'
       expect(got.episode.equals(episodeBytes())).toBe(true);
       expect(smbd.output()).not.toContain('dfs-shim[');
       expect(existsSync(join(smbd.stateDir, 'shim', 'nlink0-seen'))).toBe(false);
-      const r = await ready(fx.mnt, smbd.stateDir);
+      const r = await readyEverywhere(fx.mnt, smbd.stateDir);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain('nlink0: not seen');
       expect(r.stdout).toMatch(/^smbd: pid \d+, nlink shim loaded$/m);

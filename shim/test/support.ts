@@ -2,7 +2,7 @@
 // fixture, smbd through the real entrypoint, smbclient, and cleanup that runs
 // even when a test fails or the worker exits.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +105,27 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   }
   return { ...env, ...extra };
 }
+
+/**
+ * A directory holding only busybox applets, to run the image's scripts with
+ * the tools Alpine has instead of GNU ones. Undefined without busybox.
+ */
+let busyboxBin: string | undefined;
+export function busyboxPath(): string | undefined {
+  if (busyboxBin !== undefined) return busyboxBin;
+  const r = spawnSync('busybox', ['--list'], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+  const dir = join(tempDir('busybox'), 'bin');
+  mkdirSync(dir);
+  for (const applet of r.stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a))) {
+    symlinkSync(busybox, join(dir, applet));
+  }
+  busyboxBin = dir;
+  return dir;
+}
+
+export const BUSYBOX_HINT = 'apt-get install -y busybox (Alpine, the image, runs its scripts with busybox)';
 
 // ---------------------------------------------------------------------------
 // Builds
