@@ -34,6 +34,10 @@ invalid() {
 	die "invalid $1='$2': $3"
 }
 
+# Spelled out: a range such as A-Z in a pattern depends on the locale.
+alpha='ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+alnum="${alpha}0123456789"
+
 share_name=${DFS_SHARE_NAME-dfs}
 share_path=${DFS_SHARE_PATH-/mnt/dfs}
 smb_port=${DFS_SMB_PORT-445}
@@ -46,10 +50,11 @@ shim_log=${DFS_SHIM_LOG-1}
 
 # Share names end up in smb.conf section headers and in UNC paths.
 case $share_name in
-'' | *[!A-Za-z0-9_.-]*) invalid DFS_SHARE_NAME "$share_name" 'must match ^[A-Za-z0-9_.-]{1,80}$' ;;
+'' | *[!"$alnum"_.-]*) invalid DFS_SHARE_NAME "$share_name" 'must match ^[A-Za-z0-9_.-]{1,80}$' ;;
 esac
 [ "${#share_name}" -le 80 ] || invalid DFS_SHARE_NAME "$share_name" 'must match ^[A-Za-z0-9_.-]{1,80}$'
-case $share_name in
+# Section names are case-insensitive.
+case $(printf '%s' "$share_name" | tr 'ABCDEFGHIJKLMNOPQRSTUVWXYZ' 'abcdefghijklmnopqrstuvwxyz') in
 global | homes | printers) invalid DFS_SHARE_NAME "$share_name" 'must not be a Samba special section (global, homes, printers)' ;;
 esac
 
@@ -62,7 +67,7 @@ check_path() {
 	*) invalid "$1" "$2" "$path_rule" ;;
 	esac
 	case $2 in
-	*[!A-Za-z0-9_./@+,:=~\ -]* | *' ') invalid "$1" "$2" "$path_rule" ;;
+	*[!"$alnum"_./@+,:=~\ -]* | *' ') invalid "$1" "$2" "$path_rule" ;;
 	esac
 	[ "${#2}" -le 4095 ] || invalid "$1" "$2" "$path_rule"
 }
@@ -86,14 +91,14 @@ case $log_level in
 esac
 
 case $guest_account in
-'' | [!A-Za-z_]* | *[!A-Za-z0-9_.-]*) invalid DFS_GUEST_ACCOUNT "$guest_account" 'must be a user name matching ^[A-Za-z_][A-Za-z0-9_.-]{0,31}$' ;;
+'' | [!"$alpha"_]* | *[!"$alnum"_.-]*) invalid DFS_GUEST_ACCOUNT "$guest_account" 'must be a user name matching ^[A-Za-z_][A-Za-z0-9_.-]{0,31}$' ;;
 esac
 [ "${#guest_account}" -le 32 ] || invalid DFS_GUEST_ACCOUNT "$guest_account" 'must be a user name matching ^[A-Za-z_][A-Za-z0-9_.-]{0,31}$'
 id -u -- "$guest_account" >/dev/null 2>&1 || invalid DFS_GUEST_ACCOUNT "$guest_account" 'must name an existing user of this image'
 
 if [ -n "${DFS_SMB_INTERFACES+set}" ]; then
 	case $interfaces in
-	'' | *[!A-Za-z0-9.:/_\ -]*) invalid DFS_SMB_INTERFACES "$interfaces" 'must be a non-empty list of interface names or addresses (letters, digits, spaces and . : / _ -)' ;;
+	'' | *[!"$alnum".:/_\ -]*) invalid DFS_SMB_INTERFACES "$interfaces" 'must be a non-empty list of interface names or addresses (letters, digits, spaces and . : / _ -)' ;;
 	esac
 	bind=''
 else
