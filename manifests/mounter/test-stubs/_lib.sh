@@ -1,0 +1,22 @@
+# Shared by the stub commands the mounter tests put first on PATH. Sourced, not run.
+# DFS_STUB_STATE is a directory holding:
+#   calls          one line per stub call, appended ("mount.cifs //… /path -o …")
+#   mountinfo      the fake mount table the mounter reads through DFS_MOUNTINFO
+#   server         up | down | hang: how the SMB server behaves (missing: up)
+#   mount-failures how many mount calls fail before the server counts as up (missing: 0)
+#   hosts          "NAME ADDRESS" lines that getent answers from
+
+state=${DFS_STUB_STATE:?DFS_STUB_STATE must name the stub state directory}
+
+record() {
+  printf '%s\n' "$*" >>"$state/calls"
+}
+
+server() {
+  if [ -f "$state/server" ]; then cat "$state/server"; else echo up; fi
+}
+
+# Prints the filesystem type of the topmost mount at $1 in the fake table, or nothing.
+top_fstype() {
+  awk -v p="$1" '$5 == p { for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break } } END { print t }' "$state/mountinfo"
+}
