@@ -204,7 +204,7 @@ export function buildServer(options: ServerOptions): WebhookServer {
     }
     // Fastify asks to close the connection after a body error; HTTP/2 has no such header and
     // Node warns about it, and a GOAWAY is not wanted for one bad stream.
-    if (request.raw.httpVersionMajor === 2) void reply.removeHeader('connection');
+    if (request.raw.httpVersionMajor === 2) reply.removeHeader('connection');
     sendError(request, reply, classified.status, classified.reason, classified.message);
   });
 
