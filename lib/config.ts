@@ -90,8 +90,16 @@ function firstLine(message: string): string {
  * an audit can tell which pods were injected under a config that has since changed.
  */
 export function configHash(config: Config): string {
-  return createHash('sha256').update(canonicalJson(config)).digest('hex').slice(0, 16);
+  // Configs are replaced, never mutated, so one hash per object serves every admission.
+  let hash = hashes.get(config);
+  if (hash === undefined) {
+    hash = createHash('sha256').update(canonicalJson(config)).digest('hex').slice(0, 16);
+    hashes.set(config, hash);
+  }
+  return hash;
 }
+
+const hashes = new WeakMap<Config, string>();
 
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
