@@ -1,7 +1,7 @@
 // The nlink shim itself: its exports, and every wrapped entry point called by
 // a probe on a FUSE filesystem that reports nlink 0, on an unlinked open file
 // and on ordinary files, without the shim and with the glibc and musl builds.
-import { existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needs } from '../../test/support/prereq.js';
@@ -176,6 +176,35 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT))('fix_nl
   it('passes selftest.sh, the check the image build runs', { timeout: SLOW }, async () => {
     const r = await runOk('sh', [join(testSrcDir, 'selftest.sh'), shim, probeBin], { env: cleanEnv() });
     expect(r.stdout).toMatch(/^selftest: OK \(26 calls, 0 ENOSYS/m);
+  });
+});
+
+describe('selftest.sh', () => {
+  // A stand-in probe replaying what musl >= 1.2.4 would show: no stat64
+  // export, stat present; with the shim, stat64 must then work.
+  async function replay(withShim: string): Promise<{ code: number | null; stdout: string }> {
+    const dir = tempDir('fakeprobe');
+    const line = (call: string, rest: string): string =>
+      `{"target":"unlinked","call":"${call}","how":"dlsym","absent":${rest}}`;
+    const without = [line('fstat', 'false,"rc":0,"errno":0,"errno_kept":true,"nlink":0,"dir":false,"nlink_valid":true}'), line('fstat64', 'true}')];
+    const fake = join(dir, 'probe');
+    writeFileSync(join(dir, 'without'), `${without.join('\n')}\n`);
+    writeFileSync(join(dir, 'with'), `${[line('fstat', 'false,"rc":0,"errno":0,"errno_kept":true,"nlink":1,"dir":false,"nlink_valid":true}'), withShim].join('\n')}\n`);
+    writeFileSync(fake, `#!/bin/sh\nif [ -n "$LD_PRELOAD" ]; then cat "${dir}/with"; else cat "${dir}/without"; fi\n`);
+    chmodSync(fake, 0o755);
+    const r = await run('sh', [join(testSrcDir, 'selftest.sh'), '/dev/null', fake], { env: cleanEnv() });
+    return { code: r.code, stdout: r.stdout };
+  }
+
+  it('accepts a *64 call that works through the fallback to its plain name', async () => {
+    const r = await replay('{"target":"unlinked","call":"fstat64","how":"dlsym","absent":false,"rc":0,"errno":0,"errno_kept":true,"nlink":1,"dir":false,"nlink_valid":true}');
+    expect(r).toEqual({ code: 0, stdout: 'selftest: OK (2 calls, 0 ENOSYS for symbols this libc lacks)\n' });
+  });
+
+  it('rejects ENOSYS for a *64 call whose plain name the libc has', async () => {
+    const r = await replay('{"target":"unlinked","call":"fstat64","how":"dlsym","absent":false,"rc":-1,"errno":38,"errno_name":"ENOSYS"}');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('selftest: FAIL: unlinked fstat64: ENOSYS although fstat exists (LFS64 fallback)');
   });
 });
 
