@@ -5,7 +5,7 @@ import { normalizePath } from '../plan.js';
 import { selectRole } from '../role.js';
 import { SHIM_VOLUME } from '../source.js';
 import { parseStatus, type InjectionStatus } from '../status.js';
-import { EXCLUDED_NAMESPACES, OPT_IN_VALUE, enforcesPodSecurity, selectNamespace, type NamespaceSelection } from './selection.js';
+import { EXCLUDED_NAMESPACES, OPT_IN_VALUE, enforcesPodSecurity, selectEntry, selectNamespace, type NamespaceSelection, type WebhookEntry } from './selection.js';
 import type { Finding, InventoryNamespace, InventoryPod, ResourceRef, RuleId, Severity } from './types.js';
 
 export type RuleNeeds = 'pod' | 'namespace' | 'config' | 'nodes';
@@ -58,8 +58,8 @@ export const RULES: Readonly<Record<RuleId, RuleInfo>> = {
     severity: 'high',
     category: 'Injection',
     title: 'selected pod not injected',
-    explanation: `A pod the webhook selects (role source or consumer in an opted-in namespace) has no ${ANNOTATION_STATUS} annotation: it was admitted while the webhook failed open, or before the webhook existed, and runs without the DFS.`,
-    fix: 'Check that the webhook is up and reachable, then re-create the pod through it (kubectl rollout restart, or delete the pod so its controller re-creates it).',
+    explanation: `A pod the webhook selects (role source or consumer in an opted-in namespace) has no ${ANNOTATION_STATUS} annotation: it was admitted before the webhook existed, or while its MutatingWebhookConfiguration was missing or set to failurePolicy Ignore, and runs without the DFS.`,
+    fix: 'Check that the MutatingWebhookConfiguration is installed with failurePolicy Fail and the webhook is up, then re-create the pod through it (kubectl rollout restart, or delete the pod so its controller re-creates it).',
     needs: 'namespace',
   },
   DFS005: {
@@ -168,7 +168,7 @@ export interface PodFacts {
   dfsVolumes: Volume[];
   dfsMounts: MountUse[];
   /** undefined: the namespace's labels are not known. */
-  namespace: { labels: Readonly<Record<string, string>>; selection: NamespaceSelection } | undefined;
+  namespace: { labels: Readonly<Record<string, string>>; selection: NamespaceSelection; entry: WebhookEntry | undefined } | undefined;
 }
 
 export function podFacts(pod: InventoryPod, config: Config, namespace: InventoryNamespace | undefined): PodFacts {
@@ -179,7 +179,10 @@ export function podFacts(pod: InventoryPod, config: Config, namespace: Inventory
     status: parseStatus(pod.annotations[ANNOTATION_STATUS]),
     dfsVolumes,
     dfsMounts: mountsOf(pod, new Set(dfsVolumes.map((v) => v.name))),
-    namespace: namespace === undefined ? undefined : { labels: namespace.labels, selection: selectNamespace(namespace.name, namespace.labels) },
+    namespace:
+      namespace === undefined
+        ? undefined
+        : { labels: namespace.labels, selection: selectNamespace(namespace.name, namespace.labels), entry: selectEntry(namespace.name, namespace.labels, pod.labels) },
   };
 }
 
@@ -218,11 +221,11 @@ const handWritten: Check = (facts, ctx) => {
   return `${foreign.map(describe).join('; ')}, written by hand: ${why}`;
 };
 
-/** The role the webhook gives this pod in its namespace, if the namespace is served. */
+/** The role the webhook gives this pod, if the API server sends it to the webhook at all. */
 function selectedRole(facts: PodFacts): { role: 'source' | 'consumer'; via: string } | undefined {
-  const selection = facts.namespace?.selection;
-  if (selection?.kind !== 'selected') return undefined;
-  const role = selectRole(facts.pod.labels, selection.entry.context);
+  const entry = facts.namespace?.entry;
+  if (entry === undefined) return undefined;
+  const role = selectRole(facts.pod.labels, entry.context);
   if (role.kind !== 'selected' || role.role === 'none') return undefined;
   return { role: role.role, via: role.via === 'pod-label' ? `label ${LABEL_ROLE}=${role.role}` : 'the namespace default-role' };
 }
@@ -286,7 +289,7 @@ const podSecurity: Check = (facts) => {
 const unservedLabel: Check = (facts) => {
   const selection = facts.namespace?.selection;
   const role = facts.pod.labels[LABEL_ROLE];
-  if (selection === undefined || selection.kind === 'selected' || facts.status !== undefined) return undefined;
+  if (selection === undefined || selection.kind === 'served' || facts.status !== undefined) return undefined;
   if (role !== 'source' && role !== 'consumer') return undefined;
   const why =
     selection.kind === 'excluded'

@@ -3,8 +3,8 @@ import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_
 
 // The webhook's MutatingWebhookConfiguration entries as data: which namespaces and pods the API
 // server sends to which URL path. `audit` and `explain` evaluate these selectors exactly as the API
-// server does, so they can say why a pod was (or was not) sent to the webhook. The manifests must
-// register the same selectors; `WEBHOOK_ENTRIES` is the one place they are spelled out.
+// server does, so they can say why a pod was (or was not) sent to the webhook. A test holds them
+// equal to manifests/base/mutatingwebhookconfiguration.yaml.
 
 export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
 
@@ -37,28 +37,27 @@ export const EXCLUDED_NAMESPACES: readonly string[] = ['kube-system', 'dfs-syste
 export const OPT_IN_VALUE = 'enabled';
 export const ENFORCED_POD_SECURITY_LEVELS: readonly string[] = ['baseline', 'restricted'];
 
-const notExcluded: LabelSelectorRequirement = { key: LABEL_NAMESPACE_NAME, operator: 'NotIn', values: EXCLUDED_NAMESPACES };
 const optedIn: LabelSelectorRequirement = { key: LABEL_INJECTION, operator: 'In', values: [OPT_IN_VALUE] };
+const notExcluded: LabelSelectorRequirement = { key: LABEL_NAMESPACE_NAME, operator: 'NotIn', values: EXCLUDED_NAMESPACES };
 
 function entry(defaultRole: 'consumer' | undefined, podSecurityEnforced: boolean): WebhookEntry {
   const context: EntryContext = { defaultRole, podSecurityEnforced };
   const nsConsumer = defaultRole === 'consumer';
+  const expressions: LabelSelectorRequirement[] = [
+    optedIn,
+    notExcluded,
+    { key: LABEL_POD_SECURITY_ENFORCE, operator: podSecurityEnforced ? 'In' : 'NotIn', values: ENFORCED_POD_SECURITY_LEVELS },
+  ];
+  if (nsConsumer) expressions.push({ key: LABEL_DEFAULT_ROLE, operator: 'In', values: ['consumer'] });
   return {
-    name: `${nsConsumer ? 'namespace-consumers' : 'labelled-pods'}${podSecurityEnforced ? '-pod-security' : ''}.dfs-injector.io`,
+    name: `${nsConsumer ? 'namespace-consumers' : 'pods'}${podSecurityEnforced ? '-pod-security' : ''}.dfs-injector.io`,
     path: entryPath(context),
     context,
-    namespaceSelector: {
-      matchExpressions: [
-        notExcluded,
-        optedIn,
-        { key: LABEL_DEFAULT_ROLE, operator: nsConsumer ? 'In' : 'NotIn', values: ['consumer'] },
-        { key: LABEL_POD_SECURITY_ENFORCE, operator: podSecurityEnforced ? 'In' : 'NotIn', values: ENFORCED_POD_SECURITY_LEVELS },
-      ],
-    },
-    // In a namespace of consumers every pod is sent except the ones that opted out; elsewhere only
-    // pods with a role label (any value, so a misspelt role is refused with a message, not ignored).
-    objectSelector: nsConsumer ? { matchExpressions: [{ key: LABEL_ROLE, operator: 'NotIn', values: ['none'] }] } : { matchExpressions: [{ key: LABEL_ROLE, operator: 'Exists' }] },
-    description: `${nsConsumer ? 'every pod of a namespace labelled default-role=consumer' : 'pods with a role label'}${podSecurityEnforced ? ', in a namespace that enforces Pod Security baseline or restricted' : ''}`,
+    namespaceSelector: { matchExpressions: expressions },
+    // A pod with a role label (any value, so a misspelt role is refused with a message) goes to
+    // the first kind of entry; a pod without one, in a namespace of consumers, to the second.
+    objectSelector: { matchExpressions: [{ key: LABEL_ROLE, operator: nsConsumer ? 'DoesNotExist' : 'Exists' }] },
+    description: `${nsConsumer ? 'pods without a role label in a namespace labelled default-role=consumer' : 'pods with a role label'}${podSecurityEnforced ? ', where Pod Security enforces baseline or restricted' : ''}`,
   };
 }
 
@@ -120,16 +119,29 @@ export function effectiveNamespaceLabels(name: string, labels: Readonly<Record<s
   return { ...labels, [LABEL_NAMESPACE_NAME]: name };
 }
 
-export type NamespaceSelection =
-  | { kind: 'selected'; entry: WebhookEntry }
-  | { kind: 'excluded' }
-  | { kind: 'not-opted-in'; value: string | undefined };
+export interface EntryMatch {
+  entry: WebhookEntry;
+  namespace: SelectorResult;
+  object: SelectorResult;
+}
 
-/** Which webhook entry, if any, the API server uses for pods in this namespace. */
+/** Every entry's namespaceSelector and objectSelector, evaluated for one pod in one namespace. */
+export function matchEntries(namespace: string, namespaceLabels: Readonly<Record<string, string>>, podLabels: Readonly<Record<string, string>>): EntryMatch[] {
+  const effective = effectiveNamespaceLabels(namespace, namespaceLabels);
+  return WEBHOOK_ENTRIES.map((entry) => ({ entry, namespace: evaluateSelector(entry.namespaceSelector, effective), object: evaluateSelector(entry.objectSelector, podLabels) }));
+}
+
+/** The entry the API server calls for this pod, if any (the selectors make it at most one). */
+export function selectEntry(namespace: string, namespaceLabels: Readonly<Record<string, string>>, podLabels: Readonly<Record<string, string>>): WebhookEntry | undefined {
+  return matchEntries(namespace, namespaceLabels, podLabels).find((m) => m.namespace.matches && m.object.matches)?.entry;
+}
+
+export type NamespaceSelection = { kind: 'served' } | { kind: 'excluded' } | { kind: 'not-opted-in'; value: string | undefined };
+
+/** Whether the webhook serves this namespace at all, whatever the pod's labels. */
 export function selectNamespace(name: string, labels: Readonly<Record<string, string>>): NamespaceSelection {
   const effective = effectiveNamespaceLabels(name, labels);
-  const matched = WEBHOOK_ENTRIES.find((e) => evaluateSelector(e.namespaceSelector, effective).matches);
-  if (matched !== undefined) return { kind: 'selected', entry: matched };
+  if (WEBHOOK_ENTRIES.some((e) => evaluateSelector(e.namespaceSelector, effective).matches)) return { kind: 'served' };
   if (EXCLUDED_NAMESPACES.includes(name)) return { kind: 'excluded' };
   return { kind: 'not-opted-in', value: labels[LABEL_INJECTION] };
 }
