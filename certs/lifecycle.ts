@@ -84,6 +84,11 @@ export interface CertLifecycle {
   syncNow(): Promise<void>;
   /** Cancels the schedule and waits for a sync in progress. */
   stop(): Promise<void>;
+  /**
+   * Adds `dfs_injector_cert_sync_errors_total` to a Registry made after the lifecycle started
+   * (the server's, which exists only once the files the lifecycle writes are there).
+   */
+  registerMetrics(registry: Registry): void;
 }
 
 export const SYNC_ERRORS_METRIC = 'dfs_injector_cert_sync_errors_total';
@@ -108,6 +113,7 @@ export function startCertLifecycle(options: CertLifecycleOptions): CertLifecycle
   const random = options.random ?? Math.random;
   const checkIntervalMs = options.checkIntervalMs ?? HOUR_MS;
   const syncErrors = syncErrorCounter(options.registry);
+  const registered = new Set<Registry>(options.registry === undefined ? [] : [options.registry]);
   const sync = new CertSync(options, logger, now);
 
   let stopped = false;
@@ -200,6 +206,11 @@ export function startCertLifecycle(options: CertLifecycleOptions): CertLifecycle
       timer = undefined;
       await running;
       if (!servableSettled) abandonServable(new CertSyncError('the certificate lifecycle stopped before a certificate was in place'));
+    },
+    registerMetrics(registry) {
+      if (registered.has(registry)) return;
+      registered.add(registry);
+      if (registry.getSingleMetric(SYNC_ERRORS_METRIC) === undefined) registry.registerMetric(syncErrors);
     },
   };
 }
@@ -409,7 +420,7 @@ function describeStep(plan: RotationStep): string {
   }
 }
 
-function syncErrorCounter(registry: Registry | undefined): Pick<Counter, 'inc'> {
+function syncErrorCounter(registry: Registry | undefined): Counter {
   // Two lifecycles (or a restart in tests) on one Registry share the counter rather than throw.
   const existing = registry?.getSingleMetric(SYNC_ERRORS_METRIC);
   if (existing instanceof Counter) return existing;

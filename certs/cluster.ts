@@ -1,0 +1,81 @@
+import { basename, dirname, resolve } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import { KubeCertStore } from './kube-store.js';
+import { startCertLifecycle, type CertLifecycle, type CertLogger } from './lifecycle.js';
+
+export interface ClusterCertificateOptions {
+  /** Secret holding the CA and serving certificate (created if missing). */
+  readonly secretName: string;
+  /** MutatingWebhookConfiguration whose entries get the caBundle. */
+  readonly webhookConfigName: string;
+  /** Namespace of the Secret and of the webhook's Service. */
+  readonly namespace: string;
+  /** Name of the webhook's Service: the serving certificate's DNS names. Default "dfs-injector". */
+  readonly service?: string;
+  /** Without one: $KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
+  readonly kubeconfig?: string;
+  /** Where serve reads the pair; both must be in one directory, which the lifecycle owns. */
+  readonly tlsCertPath: string;
+  readonly tlsKeyPath: string;
+  readonly logger?: CertLogger;
+}
+
+/** A flag combination that cannot work; the message names the flags. */
+export class ClusterCertificateError extends Error {
+  override readonly name = 'ClusterCertificateError';
+}
+
+/** The part of the webhook server the lifecycle reports into. */
+export interface CertReportingTarget {
+  addReadinessCheck(check: { readonly name: string; ready(): boolean }): void;
+  readonly metrics: { readonly registry: Registry };
+}
+
+/**
+ * Starts the certificate lifecycle for `serve --tls-secret`, and settles once the TLS directory
+ * holds a pair the server can start with. Until then failures are retried with backoff (and
+ * logged); the server cannot listen without a certificate anyway.
+ */
+export async function startClusterCertificates(options: ClusterCertificateOptions): Promise<CertLifecycle> {
+  const certPath = resolve(options.tlsCertPath);
+  const keyPath = resolve(options.tlsKeyPath);
+  if (dirname(certPath) !== dirname(keyPath)) {
+    throw new ClusterCertificateError(
+      `--tls-cert (${options.tlsCertPath}) and --tls-key (${options.tlsKeyPath}) must be in the same directory with --tls-secret: the pair is swapped there as one unit`,
+    );
+  }
+  const kc = new KubeConfig();
+  try {
+    if (options.kubeconfig === undefined) kc.loadFromDefault();
+    else kc.loadFromFile(options.kubeconfig);
+  } catch (error) {
+    const source = options.kubeconfig === undefined ? 'the default kubeconfig or in-cluster config' : `--kubeconfig ${options.kubeconfig}`;
+    throw new ClusterCertificateError(`cannot load ${source}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (kc.getCurrentCluster() === null) {
+    throw new ClusterCertificateError('no Kubernetes cluster configured: pass --kubeconfig FILE, set KUBECONFIG, or run in a pod');
+  }
+  const store = new KubeCertStore(kc, {
+    namespace: options.namespace,
+    secretName: options.secretName,
+    webhookConfigName: options.webhookConfigName,
+  });
+  const lifecycle = startCertLifecycle({
+    store,
+    tlsDir: dirname(certPath),
+    certFile: basename(certPath),
+    keyFile: basename(keyPath),
+    service: options.service ?? 'dfs-injector',
+    namespace: options.namespace,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+  });
+  await lifecycle.whenServable();
+  return lifecycle;
+}
+
+/** /readyz waits for the lifecycle, and its error counter is scraped with the server's metrics. */
+export function reportCertificatesTo(lifecycle: CertLifecycle, server: CertReportingTarget): void {
+  lifecycle.registerMetrics(server.metrics.registry);
+  server.addReadinessCheck({ name: 'certificate', ready: () => lifecycle.ready() });
+}
