@@ -57,6 +57,11 @@ const MUSL_HINT = 'apt-get install -y musl-tools';
 
 afterAll(cleanupAll);
 
+// Asked once each, so a missing tool is reported once.
+const ccOk = needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT);
+const muslOk = needs('musl-gcc', haveMusl, MUSL_HINT);
+const fuseOk = needs('a FUSE mount for the nlink0fs fixture', haveFuse, FUSE_HINT);
+
 // Compiles and FUSE round trips on a machine that may be busy with other builds.
 const SLOW = 90_000;
 
@@ -99,7 +104,7 @@ function ordinaryTree(): { dir: string; targets: string[] } {
   return { dir, targets: [`file=${join(dir, 'file')}`, `sub=${join(dir, 'sub')}`, `missing=${join(dir, 'missing')}`] };
 }
 
-describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT))('fix_nlink.so for glibc', () => {
+describe.skipIf(!ccOk)('fix_nlink.so for glibc', () => {
   let shim = '';
   let probeBin = '';
 
@@ -208,7 +213,7 @@ describe('selftest.sh', () => {
   });
 });
 
-describe.skipIf(!needs('musl-gcc', haveMusl, MUSL_HINT))('fix_nlink-musl.so', () => {
+describe.skipIf(!muslOk)('fix_nlink-musl.so', () => {
   let shim = '';
   let probeBin = '';
 
@@ -263,9 +268,7 @@ async function fixtureRun(libc: Libc): Promise<{ before: ProbeRecord[]; after: P
   return { before, after, dirs };
 }
 
-const fuseOk = needs('a FUSE mount for the nlink0fs fixture', haveFuse, FUSE_HINT);
-
-describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT) || !fuseOk)(
+describe.skipIf(!ccOk || !fuseOk)(
   'fix_nlink.so for glibc on a FUSE filesystem that reports nlink 0',
   () => {
     let shim = '';
@@ -340,7 +343,7 @@ describe.skipIf(!needs('a C toolchain (cc, make, nm)', haveCc, CC_HINT) || !fuse
   },
 );
 
-describe.skipIf(!needs('musl-gcc', haveMusl, MUSL_HINT) || !fuseOk)('fix_nlink-musl.so on a FUSE filesystem that reports nlink 0', () => {
+describe.skipIf(!muslOk || !fuseOk)('fix_nlink-musl.so on a FUSE filesystem that reports nlink 0', () => {
   it('every entry point musl has is fixed; those it lacks fail with ENOSYS instead of crashing', { timeout: SLOW }, async () => {
     const { before, after, dirs } = await fixtureRun('musl');
     expect(after).toHaveLength(5 * EXPORTS.length);
