@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,16 +23,39 @@ function onPath(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
 
-const SHELLS: { name: string; argv: string[]; available: boolean; hint: string }[] = [
-  { name: 'dash', argv: ['dash'], available: onPath('dash'), hint: 'Install it with: apt-get install dash' },
-  // The mounter image is Alpine, whose /bin/sh is BusyBox ash.
-  { name: 'busybox ash', argv: ['busybox', 'ash'], available: onPath('busybox'), hint: 'Install it with: apt-get install busybox' },
-];
-
 const scratch: string[] = [];
 afterAll(() => {
   for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
 });
+
+// The tools the script runs besides the stubbed ones, as BusyBox applets: in the Alpine image
+// awk, sleep, date and the rest are BusyBox too, with its own options and quirks.
+const BUSYBOX_APPLETS = ['awk', 'cat', 'date', 'dirname', 'mkdir', 'mv', 'rm', 'sleep'];
+let appletDir: string | undefined;
+function busyboxApplets(): string {
+  if (appletDir === undefined) {
+    appletDir = mkdtempSync(join(tmpdir(), 'dfs-mounter-busybox-'));
+    scratch.push(appletDir);
+    const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+    for (const applet of BUSYBOX_APPLETS) symlinkSync(busybox, join(appletDir, applet));
+  }
+  return appletDir;
+}
+
+interface Shell {
+  name: string;
+  argv: string[];
+  available: boolean;
+  hint: string;
+  /** Directory put on PATH after the stubs. */
+  tools?: () => string;
+}
+
+const SHELLS: Shell[] = [
+  { name: 'dash', argv: ['dash'], available: onPath('dash'), hint: 'Install it with: apt-get install dash' },
+  // The mounter image is Alpine, whose /bin/sh is BusyBox ash.
+  { name: 'busybox ash', argv: ['busybox', 'ash'], available: onPath('busybox'), hint: 'Install it with: apt-get install busybox', tools: busyboxApplets },
+];
 
 interface Scenario {
   server?: 'up' | 'down' | 'hang';
@@ -50,7 +73,7 @@ class Mounter {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private stderr = '';
 
-  constructor(shell: string[], scenario: Scenario, args: string[] = []) {
+  constructor(shell: Shell, scenario: Scenario, args: string[] = []) {
     const dir = mkdtempSync(join(tmpdir(), 'dfs-mounter-'));
     scratch.push(dir);
     this.state = join(dir, 'state');
@@ -67,7 +90,7 @@ class Mounter {
     this.setServer(scenario.server ?? 'up');
     writeFileSync(join(this.state, 'mount-failures'), `${scenario.mountFailures ?? 0}\n`);
     const env: Record<string, string> = {
-      PATH: `${STUBS}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+      PATH: [STUBS, shell.tools?.(), process.env.PATH ?? '/usr/bin:/bin'].filter((p) => p !== undefined).join(':'),
       DFS_STUB_STATE: this.state,
       DFS_MOUNTINFO: join(this.state, 'mountinfo'),
       DFS_HOST_PATH: this.hostPath,
@@ -81,7 +104,7 @@ class Mounter {
       DFS_READY_MAX_AGE: '5',
       ...scenario.env,
     };
-    const [command, ...shellArgs] = shell;
+    const [command, ...shellArgs] = shell.argv;
     // Its own process group, so kill() also ends a hanging stub that the mounter left behind.
     this.child = spawn(command!, [...shellArgs, SCRIPT, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     this.child.stderr!.on('data', (chunk: Buffer) => {
@@ -160,8 +183,9 @@ describe.skipIf(!needs('shellcheck', haveShellcheck, 'Install it with: apt-get i
 });
 
 for (const shell of SHELLS) {
-  describe.skipIf(!needs(shell.name, shell.available, shell.hint)).concurrent(`dfs-mounter.sh under ${shell.name}`, () => {
-    const start = (scenario: Scenario, args: string[] = []): Mounter => new Mounter(shell.argv, scenario, args);
+  // Concurrent: the tests mostly wait on the script's timers. Generous timeouts for a busy machine.
+  describe.skipIf(!needs(shell.name, shell.available, shell.hint)).concurrent(`dfs-mounter.sh under ${shell.name}`, { timeout: 90_000 }, () => {
+    const start = (scenario: Scenario, args: string[] = []): Mounter => new Mounter(shell, scenario, args);
 
     it('resolves the Service name, mounts its ClusterIP with the default options and turns ready', async () => {
       const m = start({});
@@ -364,7 +388,7 @@ for (const shell of SHELLS) {
         scratch.push(dir);
         const file = join(dir, 'ready');
         setup(file);
-        const m = new Mounter(shell.argv, { env: { DFS_READY_FILE: file, DFS_READY_MAX_AGE: '5' } }, ['check-ready']);
+        const m = new Mounter(shell, { env: { DFS_READY_FILE: file, DFS_READY_MAX_AGE: '5' } }, ['check-ready']);
         const { code } = await m.exited;
         return { code, log: m.log() };
       };
