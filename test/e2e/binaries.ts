@@ -67,6 +67,6 @@ export function findControlPlaneBinaries(env: NodeJS.ProcessEnv = process.env): 
       ? ''
       : `Missing: ${missing.join(', ')}. Build them once with \`bash ${BUILD_SCRIPT}\` ` +
         `(needs Go and the Go module proxy; the first build of Kubernetes ${versions.kubernetes} takes ` +
-        `about 20 minutes on 2 cores), or point DFS_E2E_BIN_DIR at a directory holding them.`;
+        `about 25-30 minutes on 2 cores), or point DFS_E2E_BIN_DIR at a directory holding them.`;
   return { versions, root, kubeApiserver, kubeControllerManager, etcd, available: missing.length === 0, hint };
 }

@@ -1,0 +1,396 @@
+/**
+ * A real Kubernetes control plane on loopback for end-to-end tests, in the spirit of
+ * controller-runtime's envtest: etcd, kube-apiserver and kube-controller-manager, no kubelet
+ * and no scheduler (pods stay Pending). One per test file: start it in beforeAll, stop it in
+ * afterAll.
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { findControlPlaneBinaries, type ControlPlaneBinaries, type ControlPlaneVersions } from './binaries.js';
+import { KubeClient, waitFor, type Credentials, type KubeObject } from './kube-client.js';
+import { parsePrometheusText, type MetricSample } from './metrics.js';
+import { createPki, createServiceAccountKeys, type Pki } from './pki.js';
+import { forgetDirectory, removeOnExit, startProcess, type ManagedProcess } from './process.js';
+
+export { findControlPlaneBinaries } from './binaries.js';
+export { KubeApiError, KubeClient, waitFor } from './kube-client.js';
+export type { KubeObject, KubeResponse, WriteResult } from './kube-client.js';
+export { parsePrometheusText, selectSamples, sumSamples } from './metrics.js';
+export type { MetricSample } from './metrics.js';
+
+/** The service CIDR; its first address is the `kubernetes` Service's ClusterIP. */
+export const SERVICE_CLUSTER_IP_RANGE = '10.0.0.0/24';
+export const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+
+/**
+ * Pods at `Request` level (so the admission patch annotations and the webhook's
+ * auditAnnotations are visible), nothing else: the log stays small enough to read in a test.
+ */
+export const DEFAULT_AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Request
+    resources:
+      - group: ""
+        resources: ["pods"]
+  - level: None
+`;
+
+export interface ControlPlaneOptions {
+  /** Defaults to findControlPlaneBinaries(); must be `available`. */
+  readonly binaries?: ControlPlaneBinaries;
+  /** Without it nothing creates ReplicaSets, Pods or `default` ServiceAccounts. Default true. */
+  readonly controllerManager?: boolean;
+  /** Appended after the harness's flags; a repeated flag overrides the earlier one. */
+  readonly apiserverArgs?: readonly string[];
+  readonly controllerManagerArgs?: readonly string[];
+  readonly etcdArgs?: readonly string[];
+  readonly auditPolicy?: string;
+  /** Whole start-up budget. Default 120 s. */
+  readonly startTimeoutMs?: number;
+  /** Keep the temp dir (logs, etcd data, PKI) after stop(). Default: env DFS_E2E_KEEP=1. */
+  readonly keepDir?: boolean;
+}
+
+/** One line of the API server's JSON audit log, reduced to what tests look at. */
+export interface AuditEvent {
+  readonly stage: string;
+  readonly verb: string;
+  readonly requestURI: string;
+  readonly auditID: string;
+  readonly user?: { username?: string; groups?: string[] };
+  readonly objectRef?: { resource?: string; namespace?: string; name?: string; apiVersion?: string };
+  readonly responseStatus?: { code?: number; message?: string; reason?: string };
+  readonly annotations?: Record<string, string>;
+  readonly requestObject?: unknown;
+  readonly [key: string]: unknown;
+}
+
+export interface ControlPlane {
+  /** Temp dir holding logs, etcd data, PKI and the kubeconfig. */
+  readonly dir: string;
+  /** https://127.0.0.1:<port> */
+  readonly server: string;
+  /** Admin (system:masters) kubeconfig with embedded credentials. */
+  readonly kubeconfigPath: string;
+  /** @kubernetes/client-node config loaded from kubeconfigPath, for `kc.makeApiClient(...)`. */
+  readonly kc: KubeConfig;
+  /** Admin REST client that exposes warnings and exact error texts. */
+  readonly client: KubeClient;
+  readonly credentials: Credentials;
+  /** The run's CA: it signed the API server's serving cert and the admin cert, and can sign a webhook's. */
+  readonly pki: Pki;
+  readonly versions: ControlPlaneVersions;
+  readonly ports: { readonly etcd: number; readonly apiserver: number; readonly controllerManager?: number };
+  readonly logs: { readonly etcd: string; readonly apiserver: string; readonly controllerManager?: string; readonly audit: string };
+  /** Time from start to ready, for the test log. */
+  readonly startupMs: number;
+  /** The API server's `/metrics` text. */
+  metricsText(): Promise<string>;
+  /** The API server's `/metrics`, parsed. */
+  metrics(): Promise<MetricSample[]>;
+  /** Every audit event logged so far (see DEFAULT_AUDIT_POLICY for what is logged). */
+  auditEvents(): Promise<AuditEvent[]>;
+  /**
+   * Creates a namespace and waits for its `default` ServiceAccount: until it exists the
+   * ServiceAccount admission plugin rejects every pod there.
+   */
+  createNamespace(name: string, labels?: Record<string, string>): Promise<KubeObject>;
+  /** Stops every process (process groups, SIGTERM then SIGKILL) and removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+async function freePorts(count: number): Promise<number[]> {
+  // All listeners stay open until every port is known, so the ports are distinct.
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => {
+    const a = s.address();
+    if (a === null || typeof a === 'string') throw new Error('no TCP address');
+    return a.port;
+  });
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  return ports;
+}
+
+function childEnv(): NodeJS.ProcessEnv {
+  // A proxy from the developer's environment must never see loopback traffic (webhook calls included).
+  const noProxy = ['127.0.0.1', 'localhost', process.env.NO_PROXY ?? process.env.no_proxy ?? '']
+    .filter((s) => s !== '')
+    .join(',');
+  return { ...process.env, NO_PROXY: noProxy, no_proxy: noProxy };
+}
+
+function b64(s: string): string {
+  return Buffer.from(s, 'utf8').toString('base64');
+}
+
+/** Starts etcd, kube-apiserver and (by default) kube-controller-manager; resolves once usable. */
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const started = Date.now();
+  const binaries = options.binaries ?? findControlPlaneBinaries();
+  if (!binaries.available) throw new Error(`control-plane binaries missing. ${binaries.hint}`);
+  const withKcm = options.controllerManager ?? true;
+  const keep = options.keepDir ?? process.env.DFS_E2E_KEEP === '1';
+  const deadline = started + (options.startTimeoutMs ?? 120_000);
+  const remaining = (): number => Math.max(1_000, deadline - Date.now());
+
+  const dir = await mkdtemp(join(tmpdir(), 'dfs-e2e-cp-'));
+  if (!keep) removeOnExit(dir);
+  const processes: ManagedProcess[] = [];
+  let client: KubeClient | undefined;
+  let stopped = false;
+
+  async function stop(): Promise<void> {
+    if (stopped) return;
+    stopped = true;
+    client?.close();
+    // Reverse start order: the controller manager and API server still talk to etcd while stopping.
+    for (const p of [...processes].reverse()) await p.stop();
+    if (keep) {
+      process.stderr.write(`dfs-injector e2e: control-plane dir kept at ${dir}\n`);
+    } else {
+      await rm(dir, { recursive: true, force: true });
+      forgetDirectory(dir);
+    }
+  }
+
+  const abortIfDead = (): string | undefined => {
+    const dead = processes.find((p) => !p.running());
+    return dead === undefined ? undefined : `${dead.name} exited; last log lines (${dead.logPath}):\n${dead.logTail()}`;
+  };
+
+  try {
+    const pkiDir = join(dir, 'pki');
+    await mkdir(pkiDir);
+    const pki = await createPki(pkiDir);
+    const [serving, admin, sa] = await Promise.all([
+      pki.issue({
+        name: 'apiserver',
+        commonName: 'kube-apiserver',
+        dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
+        ipAddresses: ['127.0.0.1', '10.0.0.1'],
+        usage: 'server',
+      }),
+      pki.issue({ name: 'admin', commonName: 'dfs-e2e-admin', organizations: ['system:masters'], usage: 'client' }),
+      createServiceAccountKeys(pkiDir),
+    ]);
+
+    const [etcdClientPort, etcdPeerPort, apiserverPort, kcmPort] = (await freePorts(4)) as [number, number, number, number];
+    const env = childEnv();
+    const logs = {
+      etcd: join(dir, 'etcd.log'),
+      apiserver: join(dir, 'kube-apiserver.log'),
+      controllerManager: withKcm ? join(dir, 'kube-controller-manager.log') : undefined,
+      audit: join(dir, 'audit.log'),
+    };
+
+    // etcd
+    const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
+    const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
+    processes.push(
+      startProcess({
+        name: 'etcd',
+        command: binaries.etcd,
+        args: [
+          '--name=e2e',
+          `--data-dir=${join(dir, 'etcd')}`,
+          `--listen-client-urls=${etcdUrl}`,
+          `--advertise-client-urls=${etcdUrl}`,
+          `--listen-peer-urls=${peerUrl}`,
+          `--initial-advertise-peer-urls=${peerUrl}`,
+          `--initial-cluster=e2e=${peerUrl}`,
+          // Test data is thrown away; fsync only costs time on a shared disk.
+          '--unsafe-no-fsync=true',
+          '--log-level=warn',
+          ...(options.etcdArgs ?? []),
+        ],
+        logPath: logs.etcd,
+        cwd: dir,
+        env,
+      }),
+    );
+    await waitFor(
+      'etcd /health',
+      async () => {
+        const res = await fetch(`${etcdUrl}/health`);
+        return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+      },
+      { timeoutMs: remaining(), intervalMs: 100, abort: abortIfDead },
+    );
+
+    // kube-apiserver
+    const auditPolicy = join(dir, 'audit-policy.yaml');
+    await writeFile(auditPolicy, options.auditPolicy ?? DEFAULT_AUDIT_POLICY);
+    processes.push(
+      startProcess({
+        name: 'kube-apiserver',
+        command: binaries.kubeApiserver,
+        args: [
+          `--etcd-servers=${etcdUrl}`,
+          '--bind-address=127.0.0.1',
+          '--advertise-address=127.0.0.1',
+          `--secure-port=${apiserverPort}`,
+          // Never written to with the explicit serving cert, but keeps the default /var/run/kubernetes out of it.
+          `--cert-dir=${join(dir, 'apiserver-certs')}`,
+          `--tls-cert-file=${serving.cert}`,
+          `--tls-private-key-file=${serving.key}`,
+          `--client-ca-file=${pki.ca.cert}`,
+          `--service-account-key-file=${sa.publicKey}`,
+          `--service-account-signing-key-file=${sa.privateKey}`,
+          `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
+          `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
+          // Endpoints may not hold a loopback address, so the default reconciler fails every few
+          // seconds trying to publish 127.0.0.1 for the `kubernetes` Service.
+          '--endpoint-reconciler-type=none',
+          '--authorization-mode=Node,RBAC',
+          '--enable-admission-plugins=MutatingAdmissionWebhook,PodSecurity',
+          // Source pods run a privileged container (Bidirectional propagation needs it).
+          '--allow-privileged=true',
+          `--audit-policy-file=${auditPolicy}`,
+          `--audit-log-path=${logs.audit}`,
+          '--audit-log-format=json',
+          '--audit-log-mode=blocking',
+          '--profiling=false',
+          '--v=1',
+          ...(options.apiserverArgs ?? []),
+        ],
+        logPath: logs.apiserver,
+        cwd: dir,
+        env,
+      }),
+    );
+
+    const server = `https://127.0.0.1:${apiserverPort}`;
+    const [certPem, keyPem] = await Promise.all([readFile(admin.cert, 'utf8'), readFile(admin.key, 'utf8')]);
+    const credentials: Credentials = { server, caPem: pki.caPem, certPem, keyPem };
+    const kubeconfigPath = join(dir, 'admin.kubeconfig');
+    await writeFile(
+      kubeconfigPath,
+      JSON.stringify(
+        {
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [{ name: 'dfs-e2e', cluster: { server, 'certificate-authority-data': b64(pki.caPem) } }],
+          users: [{ name: 'dfs-e2e-admin', user: { 'client-certificate-data': b64(certPem), 'client-key-data': b64(keyPem) } }],
+          contexts: [{ name: 'dfs-e2e', context: { cluster: 'dfs-e2e', user: 'dfs-e2e-admin', namespace: 'default' } }],
+          'current-context': 'dfs-e2e',
+        },
+        null,
+        2,
+      ),
+      { mode: 0o600 },
+    );
+    const api = new KubeClient(credentials);
+    client = api;
+    await waitFor(
+      'kube-apiserver /readyz',
+      async () => (await api.request({ path: '/readyz', timeoutMs: 5_000 })).status === 200,
+      { timeoutMs: remaining(), intervalMs: 250, abort: abortIfDead },
+    );
+
+    // kube-controller-manager
+    if (withKcm) {
+      processes.push(
+        startProcess({
+          name: 'kube-controller-manager',
+          command: binaries.kubeControllerManager,
+          args: [
+            `--kubeconfig=${kubeconfigPath}`,
+            '--bind-address=127.0.0.1',
+            `--secure-port=${kcmPort}`,
+            `--cert-dir=${join(dir, 'kcm-certs')}`,
+            `--service-account-private-key-file=${sa.privateKey}`,
+            `--root-ca-file=${pki.ca.cert}`,
+            // Lets certificate signing requests be approved and signed in tests of certs/.
+            `--cluster-signing-cert-file=${pki.ca.cert}`,
+            `--cluster-signing-key-file=${pki.ca.key}`,
+            `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
+            '--controllers=*',
+            '--use-service-account-credentials=false',
+            '--leader-elect=false',
+            '--profiling=false',
+            '--v=1',
+            ...(options.controllerManagerArgs ?? []),
+          ],
+          logPath: logs.controllerManager ?? join(dir, 'kube-controller-manager.log'),
+          cwd: dir,
+          env,
+        }),
+      );
+      // The serviceaccount controller running is the signal that the controllers have started.
+      await waitFor(
+        'ServiceAccount default/default (kube-controller-manager running)',
+        () => api.get('v1', 'ServiceAccount', 'default', 'default'),
+        { timeoutMs: remaining(), intervalMs: 250, abort: abortIfDead },
+      );
+    }
+
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigPath);
+    const startupMs = Date.now() - started;
+
+    return {
+      dir,
+      server,
+      kubeconfigPath,
+      kc,
+      client: api,
+      credentials,
+      pki,
+      versions: binaries.versions,
+      ports: { etcd: etcdClientPort, apiserver: apiserverPort, ...(withKcm ? { controllerManager: kcmPort } : {}) },
+      logs: {
+        etcd: logs.etcd,
+        apiserver: logs.apiserver,
+        audit: logs.audit,
+        ...(logs.controllerManager === undefined ? {} : { controllerManager: logs.controllerManager }),
+      },
+      startupMs,
+      metricsText: async () => (await api.call({ path: '/metrics', headers: { accept: 'text/plain' } })).body,
+      metrics: async () => parsePrometheusText((await api.call({ path: '/metrics', headers: { accept: 'text/plain' } })).body),
+      auditEvents: async () => {
+        let text: string;
+        try {
+          text = await readFile(logs.audit, 'utf8');
+        } catch {
+          return [];
+        }
+        return text
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .map((l) => JSON.parse(l) as AuditEvent);
+      },
+      createNamespace: async (name, labels) => {
+        const ns = await api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, ...(labels ? { labels } : {}) } });
+        if (withKcm) {
+          await waitFor(`ServiceAccount ${name}/default`, () => api.get('v1', 'ServiceAccount', 'default', name), {
+            timeoutMs: 60_000,
+            abort: abortIfDead,
+          });
+        }
+        return ns;
+      },
+      stop,
+    };
+  } catch (err) {
+    // The temp dir goes away with stop(), so the log tails travel in the error.
+    const tails = processes.map((p) => `--- ${p.name} (last lines) ---\n${p.logTail(25)}`).join('\n');
+    await stop();
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`control plane did not start: ${reason}${tails === '' ? '' : `\n${tails}`}`, { cause: err });
+  }
+}
