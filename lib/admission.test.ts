@@ -207,7 +207,7 @@ describe('source injection', () => {
       ]),
     );
     expect(sidecar.ports).toEqual([{ name: 'smb', containerPort: 445, protocol: 'TCP' }]);
-    expect(sidecar.readinessProbe.exec.command).toEqual(['/usr/local/bin/dfs-ready']);
+    expect(sidecar.readinessProbe.exec.command).toEqual(['/usr/local/bin/dfs-smbd-ready']);
     expect(status(out)).toMatchObject({ role: 'source', containers: ['dfs-smbd'] });
     assertValidPod(out);
   });
@@ -249,7 +249,8 @@ describe('source injection', () => {
     const config = configSchema.parse({ source: { shim: { mode: 'init', initImage: 'ghcr.io/dfs-injector/smbd:0.1.0' }, sidecar: { image: 'ghcr.io/servercontainers/samba:4.22' } } });
     const pod = loadPod('decypharr-source');
     const out = patched(pod, review(pod, DEFAULT_ENTRY, config));
-    expect(out.spec.initContainers).toEqual([expect.objectContaining({ name: 'dfs-shim-install', command: ['cp', '/usr/local/lib/dfs/glibc/fix_nlink.so', '/dfs-shim/fix_nlink.so'] })]);
+    expect(out.spec.initContainers).toEqual([expect.objectContaining({ name: 'dfs-shim-install', command: ['cp', '/usr/local/lib/dfs/glibc/fix_nlink.so', '/usr/local/bin/dfs-smbd-ready', '/dfs-shim/'] })]);
+    expect(out.spec.containers.at(-1).readinessProbe.exec.command).toEqual(['sh', '/dfs-shim/dfs-smbd-ready']);
     const sidecar = out.spec.containers.at(-1);
     expect(sidecar.image).toBe('ghcr.io/servercontainers/samba:4.22');
     expect(sidecar.env).toContainEqual({ name: 'LD_PRELOAD', value: '/dfs-shim/fix_nlink.so' });

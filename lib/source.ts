@@ -7,7 +7,8 @@ import { normalizePath, type PlanContext } from './plan.js';
 export const SHIM_VOLUME = 'dfs-injector-shim';
 export const SHIM_MOUNT_DIR = '/dfs-shim';
 export const SHIM_INIT_CONTAINER = 'dfs-shim-install';
-export const READINESS_COMMAND = '/usr/local/bin/dfs-ready';
+/** In the project's smbd image (shim/Dockerfile); mode init copies it next to the shim. */
+export const READINESS_SCRIPT = '/usr/local/bin/dfs-smbd-ready';
 
 /**
  * Source: the container holding the FUSE mount shares it, through a Bidirectional mount of a pod
@@ -100,6 +101,9 @@ function addSidecar(ctx: PlanContext, config: Config, overrides: Overrides, volu
   ];
   const volumeMounts: VolumeMount[] = [{ name: volumeName, mountPath: sourcePath, readOnly: true, mountPropagation: 'HostToContainer' }];
   const preload = shimPreloadPath(ctx, config);
+  // A user's own Samba image (mode init) lacks the readiness script, so it runs the copy the
+  // init container put beside the shim.
+  const readiness = shim.mode === 'init' ? ['sh', `${SHIM_MOUNT_DIR}/${READINESS_SCRIPT.slice(READINESS_SCRIPT.lastIndexOf('/') + 1)}`] : [READINESS_SCRIPT];
   if (preload !== undefined) {
     env.push({ name: 'LD_PRELOAD', value: preload });
     if (shim.log) env.push({ name: 'DFS_SHIM_LOG', value: '1' });
@@ -112,7 +116,7 @@ function addSidecar(ctx: PlanContext, config: Config, overrides: Overrides, volu
     env,
     ports: [{ name: 'smb', containerPort: sidecar.port, protocol: 'TCP' }],
     volumeMounts,
-    readinessProbe: { exec: { command: [READINESS_COMMAND] }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
+    readinessProbe: { exec: { command: readiness }, periodSeconds: 10, timeoutSeconds: 10, failureThreshold: 3 },
     resources: sidecar.resources,
     securityContext: sidecar.securityContext,
   };
@@ -136,7 +140,7 @@ function shimPreloadPath(ctx: PlanContext, config: Config): string | undefined {
       name: SHIM_INIT_CONTAINER,
       image: shim.initImage ?? sidecar.image,
       imagePullPolicy: sidecar.imagePullPolicy,
-      command: ['cp', shim.initSourcePath, `${SHIM_MOUNT_DIR}/${file}`],
+      command: ['cp', shim.initSourcePath, READINESS_SCRIPT, `${SHIM_MOUNT_DIR}/`],
       volumeMounts: [{ name: SHIM_VOLUME, mountPath: SHIM_MOUNT_DIR }],
       resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
       securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true },
