@@ -3,6 +3,7 @@
 #   calls          one line per stub call, appended ("mount.cifs //… /path -o …")
 #   mountinfo      the fake mount table the mounter reads through DFS_MOUNTINFO
 #   server         up | down | hang: how the SMB server behaves (missing: up)
+#   server-after-umount  when present, becomes `server` at the next umount (a server restart)
 #   mount-failures how many mount calls fail before the server counts as up (missing: 0)
 #   hosts          "NAME ADDRESS" lines that getent answers from
 
