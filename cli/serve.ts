@@ -1,4 +1,7 @@
 import { resolve } from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import type { CertReportingTarget } from '../certs/cluster.js';
+import type { CertLifecycle } from '../certs/lifecycle.js';
 import { defineCommand, type OptionSpec, type ParsedArgs } from './command.js';
 import { DEV_HOST, curlCommand, displayPath, prepareDevFiles, type DevFiles } from './dev.js';
 import { EXIT, UsageError, UserError } from './errors.js';
@@ -25,11 +28,20 @@ const SERVE_OPTIONS = {
     type: 'string',
     value: 'SECONDS',
     description: 'How long to keep serving after SIGTERM before closing',
-    default: '5',
+    default: '5; 0 with --dev',
   },
   'log-level': { type: 'string', value: 'LEVEL', description: 'trace, debug, info, warn, error, fatal or silent', default: 'info' },
   dev: { type: 'boolean', description: 'Local development: generated certificate, 127.0.0.1, sample request' },
   'dev-dir': { type: 'string', value: 'DIR', description: 'Where --dev keeps its files', default: '$DFS_DEV_DIR or .dev' },
+  'tls-secret': {
+    type: 'string',
+    value: 'NAME',
+    description: 'Secret for the CA and certificate: created if missing, renewed, written to --tls-cert/--tls-key',
+  },
+  'webhook-config': { type: 'string', value: 'NAME', description: 'MutatingWebhookConfiguration whose caBundle --tls-secret keeps current' },
+  namespace: { type: 'string', value: 'NS', description: 'Namespace of the --tls-secret Secret and of the webhook Service' },
+  service: { type: 'string', value: 'NAME', description: 'Webhook Service the certificate is for (with --tls-secret)', default: 'dfs-injector' },
+  kubeconfig: { type: 'string', value: 'FILE', description: 'Kubeconfig for --tls-secret', default: '$KUBECONFIG, ~/.kube/config, then in-cluster' },
 } as const satisfies Record<string, OptionSpec>;
 
 type ServeArgs = ParsedArgs<keyof typeof SERVE_OPTIONS>;
@@ -52,6 +64,7 @@ export const serveCommand = defineCommand({
   examples: [
     'dfs-injector serve --dev',
     'dfs-injector serve --config /etc/dfs-injector/config.yaml --tls-cert /tls/tls.crt --tls-key /tls/tls.key',
+    'dfs-injector serve --tls-cert /var/run/dfs-injector/tls/tls.crt --tls-key /var/run/dfs-injector/tls/tls.key --tls-secret dfs-injector-tls --webhook-config dfs-injector --namespace dfs-system',
   ],
   async run(args, io) {
     const dev = args.flag('dev');
@@ -59,6 +72,9 @@ export const serveCommand = defineCommand({
     const tls = await tlsFiles(args, dev, io);
     const configPath = args.string('config');
     const logLevel = args.string('log-level');
+
+    // With --tls-secret the files do not exist yet: the certificate lifecycle writes them first.
+    const certs = await clusterCertificates(args, dev, tls, logLevel);
 
     // Loaded here, not at the top: `inject` and `--help` should not pay for fastify and pino.
     const { serve, ServeError } = await import('../webhook/serve.js');
@@ -70,19 +86,24 @@ export const serveCommand = defineCommand({
         tlsKeyPath: tls.keyPath,
         ...(configPath === undefined ? {} : { configPath }),
         ...(logLevel === undefined ? {} : { logLevel }),
+        ...(certs === undefined ? {} : { logger: certs.logger }),
       });
     } catch (error) {
+      await certs?.lifecycle.stop();
       if (error instanceof ServeError) throw new UserError(error.message);
       throw error;
     }
+    if (certs !== undefined) certs.report(running.server);
     if (tls.dev !== undefined) printDevBanner(io, tls.dev, listen.host ?? DEV_HOST, running.port, running.metricsPort);
     await running.closed;
+    await certs?.lifecycle.stop();
     return EXIT.ok;
   },
 });
 
 function listenOptions(args: ServeArgs, dev: boolean): { port: number; metricsPort: number; host?: string; gracePeriodMs?: number } {
-  const grace = args.string('grace-period');
+  // In a cluster the grace period lets endpoints drop the pod first; locally Ctrl-C should just stop.
+  const grace = args.string('grace-period') ?? (dev ? '0' : undefined);
   const host = args.string('host') ?? (dev ? DEV_HOST : undefined);
   return {
     port: portValue('--port', args.string('port') ?? String(DEFAULT_PORT), COMMAND),
@@ -107,6 +128,61 @@ async function tlsFiles(args: ServeArgs, dev: boolean, io: CliIo): Promise<{ cer
     throw new UsageError('serve needs --tls-cert FILE and --tls-key FILE (or --dev for a local development certificate)', COMMAND);
   }
   return { certPath, keyPath };
+}
+
+const CLUSTER_FLAGS = ['webhook-config', 'namespace', 'service', 'kubeconfig'] as const;
+
+interface ClusterCertificates {
+  readonly lifecycle: CertLifecycle;
+  /** Shared with serve(), so both write one ordered log stream. */
+  readonly logger: FastifyBaseLogger;
+  report(server: CertReportingTarget): void;
+}
+
+/** Starts the in-cluster certificate lifecycle for --tls-secret and waits for the pair on disk. */
+async function clusterCertificates(
+  args: ServeArgs,
+  dev: boolean,
+  tls: { certPath: string; keyPath: string },
+  logLevel: string | undefined,
+): Promise<ClusterCertificates | undefined> {
+  const secretName = args.string('tls-secret');
+  if (secretName === undefined) {
+    const stray = CLUSTER_FLAGS.find((flag) => args.string(flag) !== undefined);
+    if (stray !== undefined) throw new UsageError(`--${stray} only applies with --tls-secret`, COMMAND);
+    return undefined;
+  }
+  if (dev) throw new UsageError('--dev makes its own certificate: drop --tls-secret, or drop --dev', COMMAND);
+  const webhookConfigName = args.string('webhook-config');
+  const namespace = args.string('namespace');
+  if (webhookConfigName === undefined || namespace === undefined) {
+    throw new UsageError('--tls-secret needs --webhook-config NAME and --namespace NS', COMMAND);
+  }
+  const { pino } = await import('pino');
+  const level = logLevel ?? 'info';
+  if (level !== 'silent' && !(level in pino.levels.values)) {
+    throw new UsageError(`--log-level ${JSON.stringify(level)} must be one of ${[...Object.keys(pino.levels.values), 'silent'].join(', ')}`, COMMAND);
+  }
+  const logger = pino({ level, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ sync: false }));
+  const { ClusterCertificateError, reportCertificatesTo, startClusterCertificates } = await import('../certs/cluster.js');
+  const service = args.string('service');
+  const kubeconfig = args.string('kubeconfig');
+  try {
+    const lifecycle = await startClusterCertificates({
+      secretName,
+      webhookConfigName,
+      namespace,
+      tlsCertPath: tls.certPath,
+      tlsKeyPath: tls.keyPath,
+      logger: logger.child({ component: 'certs' }),
+      ...(service === undefined ? {} : { service }),
+      ...(kubeconfig === undefined ? {} : { kubeconfig }),
+    });
+    return { lifecycle, logger, report: (server) => reportCertificatesTo(lifecycle, server) };
+  } catch (error) {
+    if (error instanceof ClusterCertificateError) throw new UserError(error.message);
+    throw error;
+  }
 }
 
 function printDevBanner(io: CliIo, files: DevFiles, host: string, port: number, metricsPort: number): void {
