@@ -170,8 +170,9 @@ export function startCertLifecycle(options: CertLifecycleOptions): CertLifecycle
     }
     if (!stopped) {
       timer = setTimeout(() => void syncNow(), delay);
-      // The server keeps the process alive; this timer alone must not.
-      timer.unref();
+      // Once the server runs it keeps the process alive and this timer alone must not; before
+      // that, the retries are all that is left to wait for.
+      if (servableSettled) timer.unref();
     }
   }
 
