@@ -1,6 +1,5 @@
 // `dfs-injector audit`: finds DFS mounts and injections that are wrong, outdated or missing, in a
 // live cluster or in manifests, and reports them as a table, JSON or PolicyReports.
-import { parseArgs } from 'node:util';
 import {
   FAIL_ON_VALUES,
   NamespaceNotFoundError,
@@ -20,7 +19,12 @@ import {
   type ClusterReader,
   type FailOn,
 } from '../lib/audit/index.js';
-import { EXIT, InputError, UsageError, loadConfig, processDiagnoseIo, readManifests, type DiagnoseIo } from './diagnose-io.js';
+import { defineCommand, type Command, type ParsedArgs } from './command.js';
+import { EXIT, InputError, loadConfig, processDiagnoseIo, readManifests, type DiagnoseIo } from './diagnose-io.js';
+import { UsageError } from './errors.js';
+import type { CliIo } from './io.js';
+import { main } from './main.js';
+import { choiceValue, positiveIntegerValue } from './values.js';
 import { ClusterError, DEFAULT_PAGE_SIZE, KubeClusterReader, loadKubeConfig } from './kube-reader.js';
 
 const OUTPUTS = ['table', 'json', 'policyreport'] as const;
@@ -28,37 +32,30 @@ type Output = (typeof OUTPUTS)[number];
 
 export const AUDIT_SUMMARY = 'Report DFS mounts and injections that are wrong, outdated or missing';
 
-export const AUDIT_HELP = `Usage: dfs-injector audit [-f FILE|DIR|-]... [options]
 
-${AUDIT_SUMMARY}.
-
-Reads the live cluster (all namespaces, or --namespace), page by page, or manifests given with -f
+const DESCRIPTION = `Reads the live cluster (all namespaces, or --namespace), page by page, or manifests given with -f
 (every pod template of every workload kind; Namespace objects in the input supply namespace labels;
 a dump of live pods, e.g. kubectl get ns,pods -A -o yaml, also supplies node state). Rules that
-need what the input does not hold are listed as skipped.
+need what the input does not hold are listed as skipped, never dropped silently.
 
-Options:
-  -f, --filename FILE|DIR|-   Audit manifests instead of the cluster (repeatable)
-  -n, --namespace NS          Cluster: only this namespace. Manifests: namespace of objects that name none (default: default)
-      --kubeconfig FILE       Kubeconfig (default: KUBECONFIG, ~/.kube/config, then the in-cluster service account)
-      --context NAME          Kubeconfig context
-      --config FILE           The webhook's config; drift (DFS005) is measured against its hash and is skipped without it
-  -o, --output FORMAT         table, json or policyreport (wgpolicyk8s.io/v1alpha2 YAML) (default: table)
-      --fail-on SEVERITY      Exit 1 when a finding is at or above: ${FAIL_ON_VALUES.join(', ')} (default: high)
-      --page-size N           Objects per list request (default: ${DEFAULT_PAGE_SIZE})
-  -h, --help                  Show this help
-
-Exit status: 0 no finding at or above --fail-on, 1 some finding is, 2 usage error, 3 the audit could not run.
+Exit status: 0 no finding at or above --fail-on, 1 some finding is, 2 usage error, 3 the audit
+could not run (an input could not be read, the API server refused).
 
 Rules:
-${RULE_IDS.map((id) => `  ${id}  ${RULES[id].severity.padEnd(8)}  ${RULES[id].title}`).join('\n')}
+${RULE_IDS.map((id) => `  ${id}  ${RULES[id].severity.padEnd(8)}  ${RULES[id].title}`).join('\n')}`;
 
-Examples:
-  dfs-injector audit --config dfs-injector.yaml
-  dfs-injector audit -n media -o json
-  dfs-injector audit -f deploy/ --fail-on medium
-  kubectl get ns,pods -A -o yaml | dfs-injector audit -f - -o policyreport | kubectl apply -f -
-`;
+const OPTIONS = {
+  filename: { type: 'string', short: 'f', multiple: true, value: 'FILE|DIR|-', description: 'Audit manifests instead of the cluster; a directory is read non-recursively, "-" is stdin' },
+  namespace: { type: 'string', short: 'n', value: 'NS', description: 'Cluster: only this namespace. Manifests: namespace of objects that name none', default: 'all; manifests: default' },
+  kubeconfig: { type: 'string', value: 'FILE', description: 'Kubeconfig', default: 'KUBECONFIG, ~/.kube/config, then the in-cluster service account' },
+  context: { type: 'string', value: 'NAME', description: 'Kubeconfig context' },
+  config: { type: 'string', value: 'FILE', description: "The webhook's config; drift (DFS005) is measured against its hash, and skipped without it" },
+  output: { type: 'string', short: 'o', value: 'FORMAT', description: 'table, json or policyreport (wgpolicyk8s.io/v1alpha2 PolicyReport YAML)', default: 'table' },
+  'fail-on': { type: 'string', value: 'SEVERITY', description: `Exit 1 when a finding is at or above this: ${FAIL_ON_VALUES.join(', ')}`, default: 'high' },
+  'page-size': { type: 'string', value: 'N', description: 'Objects per list request', default: String(DEFAULT_PAGE_SIZE) },
+} as const;
+
+type OptionName = keyof typeof OPTIONS;
 
 interface AuditArgs {
   files: string[];
@@ -69,44 +66,20 @@ interface AuditArgs {
   output: Output;
   failOn: FailOn;
   pageSize: number;
-  help: boolean;
 }
 
-function parseAuditArgs(argv: readonly string[]): AuditArgs {
-  let values: Record<string, string | boolean | string[] | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        filename: { type: 'string', short: 'f', multiple: true },
-        namespace: { type: 'string', short: 'n' },
-        kubeconfig: { type: 'string' },
-        context: { type: 'string' },
-        config: { type: 'string' },
-        output: { type: 'string', short: 'o' },
-        'fail-on': { type: 'string' },
-        'page-size': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
+function auditArgs(args: ParsedArgs<OptionName>): AuditArgs {
+  const output = choiceValue('--output', args.string('output') ?? 'table', OUTPUTS, 'audit');
+  const failOnText = args.string('fail-on') ?? 'high';
+  if (!isFailOn(failOnText)) throw new UsageError(`--fail-on ${JSON.stringify(failOnText)} is not a severity: use ${FAIL_ON_VALUES.join(', ')}`, 'audit');
+  const pageSize = positiveIntegerValue('--page-size', args.string('page-size') ?? String(DEFAULT_PAGE_SIZE), 'audit');
+  const files = args.strings('filename');
+  const kubeconfig = args.string('kubeconfig');
+  const context = args.string('context');
+  if (files.length > 0 && (kubeconfig !== undefined || context !== undefined)) {
+    throw new UsageError('-f audits manifests, --kubeconfig and --context the cluster: give one or the other', 'audit');
   }
-  const str = (name: string): string | undefined => (typeof values[name] === 'string' ? values[name] : undefined);
-  const output = str('output') ?? 'table';
-  if (!(OUTPUTS as readonly string[]).includes(output)) throw new UsageError(`--output "${output}" is not a format: use ${OUTPUTS.join(', ')}`);
-  const failOn = str('fail-on') ?? 'high';
-  if (!isFailOn(failOn)) throw new UsageError(`--fail-on "${failOn}" is not a severity: use ${FAIL_ON_VALUES.join(', ')}`);
-  const pageSizeText = str('page-size') ?? String(DEFAULT_PAGE_SIZE);
-  const pageSize = Number(pageSizeText);
-  if (!Number.isInteger(pageSize) || pageSize < 1) throw new UsageError(`--page-size "${pageSizeText}" must be a positive integer`);
-  const files = Array.isArray(values.filename) ? values.filename : [];
-  const kubeconfig = str('kubeconfig');
-  const context = str('context');
-  if (files.length > 0 && (kubeconfig !== undefined || context !== undefined)) throw new UsageError('-f audits manifests; --kubeconfig and --context are for auditing the cluster, not both');
-  return { files, namespace: str('namespace'), kubeconfig, context, config: str('config'), output: output as Output, failOn, pageSize, help: values.help === true };
+  return { files, namespace: args.string('namespace'), kubeconfig, context, config: args.string('config'), output, failOn: failOnText, pageSize };
 }
 
 /** Makes the ClusterReader; tests pass one that talks to a fake API server. */
@@ -121,7 +94,7 @@ function mounterUnavailable(error: unknown): string | undefined {
   return undefined;
 }
 
-async function audit(args: AuditArgs, io: DiagnoseIo, readerFactory: ReaderFactory): Promise<AuditResult> {
+async function audit(args: AuditArgs, io: CliIo, readerFactory: ReaderFactory): Promise<AuditResult> {
   const loaded = await loadConfig(args.config, io);
   const options: AuditOptions = { config: loaded.config, configSource: loaded.source };
   if (!loaded.explicit) options.driftUnavailable = 'no --config given: drift is measured against the config the webhook runs with; pass that file with --config';
@@ -149,30 +122,41 @@ function render(result: AuditResult, output: Output, now: Date): string {
   }
 }
 
-/** Runs `dfs-injector audit` with `argv` (the words after "audit"); resolves to the exit status. */
-export async function run(argv: readonly string[], io: DiagnoseIo = processDiagnoseIo(), readerFactory: ReaderFactory = defaultReaderFactory): Promise<number> {
-  let args: AuditArgs;
-  try {
-    args = parseAuditArgs(argv);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    io.stderr.write(`error: ${error.message}\nSee "dfs-injector audit --help".\n`);
-    return EXIT.usage;
-  }
-  if (args.help) {
-    io.stdout.write(AUDIT_HELP);
-    return EXIT.ok;
-  }
-  let result: AuditResult;
-  try {
-    result = await audit(args, io, readerFactory);
-  } catch (error) {
-    if (error instanceof InputError || error instanceof ClusterError || error instanceof NamespaceNotFoundError) {
-      io.stderr.write(`error: ${error.message}\n`);
-      return EXIT.error;
-    }
-    throw error;
-  }
-  io.stdout.write(render(result, args.output, io.now?.() ?? new Date()));
-  return failsAt(result, args.failOn) ? EXIT.findings : EXIT.ok;
+/** The `audit` command for the CLI's command table; tests pass a reader factory for a fake API server. */
+export function makeAuditCommand(readerFactory: ReaderFactory = defaultReaderFactory): Command {
+  return defineCommand({
+    name: 'audit',
+    summary: AUDIT_SUMMARY,
+    usage: 'audit [-f FILE|DIR|-]... [options]',
+    description: DESCRIPTION,
+    options: OPTIONS,
+    examples: [
+      'dfs-injector audit --config dfs-injector.yaml',
+      'dfs-injector audit -n media -o json',
+      'dfs-injector audit -f deploy/ --fail-on medium',
+      'kubectl get ns,pods -A -o yaml | dfs-injector audit -f - -o policyreport | kubectl apply -f -',
+    ],
+    async run(parsed, io) {
+      const args = auditArgs(parsed);
+      let result: AuditResult;
+      try {
+        result = await audit(args, io, readerFactory);
+      } catch (error) {
+        if (error instanceof InputError || error instanceof ClusterError || error instanceof NamespaceNotFoundError) {
+          io.stderr.write(`error: ${error.message}\n`);
+          return EXIT.error;
+        }
+        throw error;
+      }
+      io.stdout.write(render(result, args.output, (io as DiagnoseIo).now?.() ?? new Date()));
+      return failsAt(result, args.failOn) ? EXIT.findings : EXIT.ok;
+    },
+  });
+}
+
+export const auditCommand: Command = makeAuditCommand();
+
+/** Runs `dfs-injector audit` with `argv` (the words after "audit") through the CLI's dispatcher. */
+export function run(argv: readonly string[], io: DiagnoseIo = processDiagnoseIo(), readerFactory: ReaderFactory = defaultReaderFactory): Promise<number> {
+  return main(['audit', ...argv], io, [makeAuditCommand(readerFactory)]);
 }

@@ -3,27 +3,18 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ConfigError, defaultConfig, parseConfigText, type Config } from '../lib/config.js';
+import { UsageError } from './errors.js';
+import { processIo, type CliIo } from './io.js';
 
-/** The process's streams, passed in so tests run commands in-process; `now` pins timestamps. */
-export interface DiagnoseIo {
-  readonly stdout: { write(chunk: string): unknown };
-  readonly stderr: { write(chunk: string): unknown };
-  readonly stdin: AsyncIterable<string | Buffer>;
-  readonly env: Readonly<Record<string, string | undefined>>;
-  readonly cwd: string;
-  readonly now?: () => Date;
-}
+/** The CLI's streams, plus a clock that tests pin so reports carry stable timestamps. */
+export type DiagnoseIo = CliIo & { readonly now?: () => Date };
 
 export function processDiagnoseIo(): DiagnoseIo {
-  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() };
+  return processIo();
 }
 
+/** Exit statuses of `audit` and `explain`; 1 means findings, so failures to run get their own. */
 export const EXIT = { ok: 0, findings: 1, usage: 2, error: 3 } as const;
-
-/** The command line is wrong: exit 2, with a pointer to --help. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
 
 /** An input could not be read or parsed, or the cluster refused: exit 3, nothing was audited. */
 export class InputError extends Error {
@@ -121,11 +112,11 @@ export async function loadConfig(path: string | undefined, io: DiagnoseIo): Prom
 }
 
 /** `k=v,k2=v2` (as kubectl prints labels); an empty string is no labels. */
-export function parseLabelList(value: string, flag: string): Record<string, string> {
+export function parseLabelList(value: string, flag: string, command: string): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const part of value.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
     const eq = part.indexOf('=');
-    if (eq <= 0) throw new UsageError(`${flag} "${part}" is not key=value (write labels as k=v,k2=v2)`);
+    if (eq <= 0) throw new UsageError(`${flag} ${JSON.stringify(part)} is not key=value (write labels as k=v,k2=v2)`, command);
     labels[part.slice(0, eq)] = part.slice(eq + 1);
   }
   return labels;

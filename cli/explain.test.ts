@@ -177,12 +177,12 @@ describe('explain usage', () => {
     [['a/b/c'], '"a/b/c" is not a pod: write NAMESPACE/NAME'],
     [['a/b', 'c/d'], 'explain takes one pod, got 2'],
     [['--all', 'a/b'], '--all applies to -f'],
-    [['-f', '-', '--namespace-labels', 'oops'], '--namespace-labels "oops" is not key=value'],
-    [['-f', '-', '-o', 'yaml'], '--output "yaml" is not a format: use text or json'],
+    [['-f', '-', '--namespace-labels', 'oops'], '--namespace-labels "oops" is not key=value (write labels as k=v,k2=v2)'],
+    [['-f', '-', '-o', 'yaml'], '--output "yaml" must be "text" or "json"'],
   ])('exits 2 on %j', async (argv, message) => {
     const { code, err } = await explain([...argv]);
     expect(code).toBe(2);
-    expect(err).toContain(message);
+    expect(err).toMatch(new RegExp(`^error: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*; see "dfs-injector explain --help"\n$`));
   });
 });
 

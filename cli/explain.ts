@@ -1,43 +1,41 @@
 // `dfs-injector explain`: whether and why the webhook would inject a pod, step by step, and the
 // change as a unified diff. The steps are lib/explain.ts; this file reads the inputs.
-import { parseArgs } from 'node:util';
 import { isRecord } from '../lib/k8s.js';
 import { LABEL_INJECTION } from '../lib/names.js';
 import { explainDocument, renderExplanations, type NamespaceInfo, type PodExplanation } from '../lib/explain.js';
-import { EXIT, InputError, UsageError, loadConfig, parseLabelList, processDiagnoseIo, readManifests, type DiagnoseIo } from './diagnose-io.js';
+import { defineCommand, type Command, type ParsedArgs } from './command.js';
+import { EXIT, InputError, loadConfig, parseLabelList, processDiagnoseIo, readManifests, type DiagnoseIo } from './diagnose-io.js';
+import { UsageError } from './errors.js';
+import type { CliIo } from './io.js';
+import { main } from './main.js';
+import { choiceValue } from './values.js';
 import { ClusterError, KubeClusterReader, loadKubeConfig } from './kube-reader.js';
 
 export const EXPLAIN_SUMMARY = 'Explain, step by step, whether and why the webhook would inject a pod';
 
-export const EXPLAIN_HELP = `Usage: dfs-injector explain (-f FILE|- | NAMESPACE/NAME) [options]
+const DESCRIPTION = `Steps: the namespace labels against each webhook entry's namespaceSelector, the pod labels
+against its objectSelector, the role, Pod Security, the override annotations, the plan and its
+conflicts, the webhook's answer (warnings, auditAnnotations), and the change as a unified diff.
 
-${EXPLAIN_SUMMARY}: the namespace labels against each webhook entry's namespaceSelector, the pod
-labels against its objectSelector, the role, Pod Security, the override annotations, the plan and
-its conflicts, the webhook's answer (warnings, auditAnnotations), and the change as a unified diff.
-
-A pod is read from the cluster with NAMESPACE/NAME (or NAME with -n); its namespace labels too.
+A pod is read from the cluster with NAMESPACE/NAME (or NAME with -n), its namespace labels too.
 With -f, the first document is explained (--all: every document; workloads by their pod
-template), and namespace labels come from --namespace-labels, from the cluster when --kubeconfig
-or --context is given, or else are assumed to be ${LABEL_INJECTION}=enabled, as the output says.
+template); namespace labels come from --namespace-labels, from the cluster when --kubeconfig or
+--context is given, or else are assumed to be ${LABEL_INJECTION}=enabled, as the output says.
 
-Options:
-  -f, --filename FILE|-        Explain manifests instead of a live pod
-      --all                    With -f: every document, not only the first
-  -n, --namespace NS           Namespace of the pod, or of documents that name none (default: default)
-      --namespace-labels K=V,… The namespace's labels, instead of reading them from the cluster
-      --config FILE            The webhook's config (default: the built-in defaults)
-      --kubeconfig FILE        Kubeconfig (default: KUBECONFIG, ~/.kube/config, then in-cluster)
-      --context NAME           Kubeconfig context
-  -o, --output FORMAT          text or json (default: text)
-  -h, --help                   Show this help
+Exit status: 0 explained, 2 usage error, 3 an input could not be read.`;
 
-Exit status: 0 explained, 2 usage error, 3 an input could not be read.
+const OPTIONS = {
+  filename: { type: 'string', short: 'f', multiple: true, value: 'FILE|-', description: 'Explain manifests instead of a live pod; "-" is stdin' },
+  all: { type: 'boolean', description: 'With -f: every document, not only the first' },
+  namespace: { type: 'string', short: 'n', value: 'NS', description: 'Namespace of the pod, or of documents that name none', default: 'default' },
+  'namespace-labels': { type: 'string', value: 'K=V,...', description: "The namespace's labels, instead of reading them from the cluster" },
+  config: { type: 'string', value: 'FILE', description: "The webhook's config", default: 'embedded defaults' },
+  kubeconfig: { type: 'string', value: 'FILE', description: 'Kubeconfig', default: 'KUBECONFIG, ~/.kube/config, then the in-cluster service account' },
+  context: { type: 'string', value: 'NAME', description: 'Kubeconfig context' },
+  output: { type: 'string', short: 'o', value: 'FORMAT', description: 'text or json', default: 'text' },
+} as const;
 
-Examples:
-  dfs-injector explain media/sonarr-7d9f8b6c5d-x2k4q
-  dfs-injector explain -f deploy/radarr.yaml --namespace-labels ${LABEL_INJECTION}=enabled
-  kubectl get deploy radarr -o yaml | dfs-injector explain -f - --context prod
-`;
+type OptionName = keyof typeof OPTIONS;
 
 interface ExplainArgs {
   files: string[];
@@ -49,56 +47,27 @@ interface ExplainArgs {
   kubeconfig: string | undefined;
   context: string | undefined;
   output: 'text' | 'json';
-  help: boolean;
 }
 
-function parseExplainArgs(argv: readonly string[]): ExplainArgs {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: true,
-      options: {
-        filename: { type: 'string', short: 'f', multiple: true },
-        all: { type: 'boolean' },
-        namespace: { type: 'string', short: 'n' },
-        'namespace-labels': { type: 'string' },
-        config: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        context: { type: 'string' },
-        output: { type: 'string', short: 'o' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
-  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
-  const str = (name: string): string | undefined => (typeof values[name] === 'string' ? values[name] : undefined);
-  const help = values.help === true;
-  const files = Array.isArray(values.filename) ? values.filename : [];
-  const output = str('output') ?? 'text';
-  if (output !== 'text' && output !== 'json') throw new UsageError(`--output "${output}" is not a format: use text or json`);
-  const labels = str('namespace-labels');
+function explainArgs(parsed: ParsedArgs<OptionName>): ExplainArgs {
+  const files = parsed.strings('filename');
+  const labels = parsed.string('namespace-labels');
   const args: ExplainArgs = {
     files,
     target: undefined,
-    all: values.all === true,
-    namespace: str('namespace'),
-    namespaceLabels: labels === undefined ? undefined : parseLabelList(labels, '--namespace-labels'),
-    config: str('config'),
-    kubeconfig: str('kubeconfig'),
-    context: str('context'),
-    output,
-    help,
+    all: parsed.flag('all'),
+    namespace: parsed.string('namespace'),
+    namespaceLabels: labels === undefined ? undefined : parseLabelList(labels, '--namespace-labels', 'explain'),
+    config: parsed.string('config'),
+    kubeconfig: parsed.string('kubeconfig'),
+    context: parsed.string('context'),
+    output: choiceValue('--output', parsed.string('output') ?? 'text', ['text', 'json'] as const, 'explain'),
   };
-  if (help) return args;
   const positionals = parsed.positionals;
-  if (positionals.length > 1) throw new UsageError(`explain takes one pod, got ${positionals.length}: ${positionals.join(' ')}`);
+  if (positionals.length > 1) throw new UsageError(`explain takes one pod, got ${positionals.length}: ${positionals.join(' ')}`, 'explain');
   const target = positionals[0];
-  if ((target === undefined) === (files.length === 0)) throw new UsageError('give either a pod as NAMESPACE/NAME or manifests with -f, not both and not neither');
-  if (args.all && files.length === 0) throw new UsageError('--all applies to -f');
+  if ((target === undefined) === (files.length === 0)) throw new UsageError('give either a pod as NAMESPACE/NAME or manifests with -f, not both and not neither', 'explain');
+  if (args.all && files.length === 0) throw new UsageError('--all applies to -f', 'explain');
   if (target !== undefined) args.target = parseTarget(target, args.namespace);
   return args;
 }
@@ -107,7 +76,7 @@ function parseTarget(target: string, namespace: string | undefined): { namespace
   const parts = target.split('/');
   const [ns, name] = parts.length === 2 ? parts : [namespace ?? 'default', parts[0]];
   if (parts.length > 2 || ns === undefined || ns === '' || name === undefined || name === '') {
-    throw new UsageError(`"${target}" is not a pod: write NAMESPACE/NAME, or NAME with -n NAMESPACE (for workloads, use kubectl get … -o yaml | dfs-injector explain -f -)`);
+    throw new UsageError(`"${target}" is not a pod: write NAMESPACE/NAME, or NAME with -n NAMESPACE (for workloads, use kubectl get … -o yaml | dfs-injector explain -f -)`, 'explain');
   }
   return { namespace: ns, name };
 }
@@ -154,7 +123,7 @@ async function namespaceInfos(names: readonly string[], args: ExplainArgs, reade
   return infos;
 }
 
-async function explain(args: ExplainArgs, io: DiagnoseIo, readerFactory: ExplainReaderFactory): Promise<PodExplanation[]> {
+async function explain(args: ExplainArgs, io: CliIo, readerFactory: ExplainReaderFactory): Promise<PodExplanation[]> {
   const { config } = await loadConfig(args.config, io);
   let cached: Reader | undefined;
   const reader = (): Reader => (cached ??= readerFactory({ kubeconfig: args.kubeconfig, context: args.context }));
@@ -180,35 +149,46 @@ async function explain(args: ExplainArgs, io: DiagnoseIo, readerFactory: Explain
   return inputs.flatMap(({ doc, source }) => explainDocument(doc, { config, namespaceOf, defaultNamespace, source }));
 }
 
-/** Runs `dfs-injector explain` with `argv` (the words after "explain"); resolves to the exit status. */
-export async function run(argv: readonly string[], io: DiagnoseIo = processDiagnoseIo(), readerFactory: ExplainReaderFactory = defaultReaderFactory): Promise<number> {
-  let args: ExplainArgs;
-  try {
-    args = parseExplainArgs(argv);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    io.stderr.write(`error: ${error.message}\nSee "dfs-injector explain --help".\n`);
-    return EXIT.usage;
-  }
-  if (args.help) {
-    io.stdout.write(EXPLAIN_HELP);
-    return EXIT.ok;
-  }
-  let explanations: PodExplanation[];
-  try {
-    explanations = await explain(args, io, readerFactory);
-  } catch (error) {
-    if (error instanceof InputError || error instanceof ClusterError) {
-      io.stderr.write(`error: ${error.message}\n`);
-      return EXIT.error;
-    }
-    throw error;
-  }
-  if (args.output === 'json') {
-    const plain = explanations.map(({ before: _b, after: _a, entry, ...rest }) => ({ ...rest, entry: entry === undefined ? null : { name: entry.name, path: entry.path } }));
-    io.stdout.write(`${JSON.stringify(plain, null, 2)}\n`);
-  } else {
-    io.stdout.write(renderExplanations(explanations));
-  }
-  return EXIT.ok;
+/** The `explain` command for the CLI's command table; tests pass a reader factory for a fake API server. */
+export function makeExplainCommand(readerFactory: ExplainReaderFactory = defaultReaderFactory): Command {
+  return defineCommand({
+    name: 'explain',
+    summary: EXPLAIN_SUMMARY,
+    usage: 'explain (-f FILE|- | NAMESPACE/NAME) [options]',
+    description: DESCRIPTION,
+    options: OPTIONS,
+    positionals: 'NAMESPACE/NAME',
+    examples: [
+      'dfs-injector explain media/sonarr-7d9f8b6c5d-x2k4q',
+      `dfs-injector explain -f deploy/radarr.yaml --namespace-labels ${LABEL_INJECTION}=enabled`,
+      'kubectl get deploy radarr -o yaml | dfs-injector explain -f - --context prod',
+    ],
+    async run(parsed, io) {
+      const args = explainArgs(parsed);
+      let explanations: PodExplanation[];
+      try {
+        explanations = await explain(args, io, readerFactory);
+      } catch (error) {
+        if (error instanceof InputError || error instanceof ClusterError) {
+          io.stderr.write(`error: ${error.message}\n`);
+          return EXIT.error;
+        }
+        throw error;
+      }
+      if (args.output === 'json') {
+        const plain = explanations.map(({ before: _b, after: _a, entry, ...rest }) => ({ ...rest, entry: entry === undefined ? null : { name: entry.name, path: entry.path } }));
+        io.stdout.write(`${JSON.stringify(plain, null, 2)}\n`);
+      } else {
+        io.stdout.write(renderExplanations(explanations));
+      }
+      return EXIT.ok;
+    },
+  });
+}
+
+export const explainCommand: Command = makeExplainCommand();
+
+/** Runs `dfs-injector explain` with `argv` (the words after "explain") through the CLI's dispatcher. */
+export function run(argv: readonly string[], io: DiagnoseIo = processDiagnoseIo(), readerFactory: ExplainReaderFactory = defaultReaderFactory): Promise<number> {
+  return main(['explain', ...argv], io, [makeExplainCommand(readerFactory)]);
 }
