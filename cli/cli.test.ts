@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { captureIo } from '../test/support/cli-io.js';
 import { runCli } from '../test/support/run-cli.js';
+import { COMMANDS } from './commands.js';
 import { main } from './main.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -103,6 +104,23 @@ describe('dfs-injector command line', () => {
     expect(result.code).toBe(2);
     expect(result.out).toBe('');
     expect(result.err).toMatch(/^dfs-injector \d+\.\d+\.\d+: /);
+  });
+});
+
+describe('README.md', () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+
+  it('opens with the two commands for a fresh machine', () => {
+    expect(readme).toMatch(/^# dfs-injector\n\nOn a fresh machine[^\n]*\n\n```sh\nnpm ci && npm start +#[^\n]*\nnpm ci && npm test +#/);
+  });
+
+  it('documents every command and every flag the CLI accepts', () => {
+    for (const command of COMMANDS) {
+      expect(readme, command.name).toContain(`### \`dfs-injector ${command.name}\``);
+      for (const flag of new Set(command.help().match(/--[a-z][a-z-]*/g))) {
+        if (flag !== '--help') expect(readme, `${command.name} ${flag}`).toMatch(new RegExp(`[\`\\s,(]${flag}(?![\\w-])`));
+      }
+    }
   });
 });
 
