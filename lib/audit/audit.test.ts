@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { loadPod, POD_FIXTURES } from '../../test/support/fixtures.js';
 import { configSchema, defaultConfig, type Config } from '../config.js';
 import { injectDocument } from '../inject.js';
@@ -280,5 +282,16 @@ describe('auditCluster', () => {
     expect(calls).toEqual(['namespaces', 'mounters', 'pods *']);
     expect(rules(result.findings)).toEqual(['DFS004']);
     expect(result.skipped).toEqual([{ rules: ['DFS009'], reason: 'nope: forbidden' }]);
+  });
+});
+
+describe('the project manifests', () => {
+  it('raise no finding for the mounter DaemonSet, even without the namespace kustomize adds', () => {
+    const text = readFileSync(new URL('../../manifests/mounter/daemonset.yaml', import.meta.url), 'utf8');
+    const inventory = inventoryFromDocuments(parseAllDocuments(text).map((d) => d.toJS()), { defaultNamespace: 'default' });
+    expect(inventory.pods).toHaveLength(1);
+    const result = auditInventory(inventory, options());
+    expect(result.findings).toEqual([]);
+    expect(result.checked.pods).toBe(0);
   });
 });

@@ -120,8 +120,12 @@ export const RULES: Readonly<Record<RuleId, RuleInfo>> = {
 
 export const RULE_IDS: readonly RuleId[] = Object.keys(RULES) as RuleId[];
 
-export function isMounterPod(pod: Pick<InventoryPod, 'namespace' | 'labels'>): boolean {
-  return pod.namespace === MOUNTER.namespace && pod.labels[MOUNTER.labelKey] === MOUNTER.labelValue;
+/**
+ * The mounter's own pods (and its DaemonSet's template, wherever a manifest left its namespace
+ * unset): their writable, Bidirectional hostPath of the DFS is how they work, not a finding.
+ */
+export function isMounterPod(pod: Pick<InventoryPod, 'namespace' | 'labels' | 'kind'>): boolean {
+  return pod.labels[MOUNTER.labelKey] === MOUNTER.labelValue && (pod.namespace === MOUNTER.namespace || pod.kind === 'DaemonSet');
 }
 
 export function podRef(pod: InventoryPod): ResourceRef {
