@@ -89,7 +89,7 @@ const consumerSchema = z.strictObject({
 const sidecarSchema = z.strictObject({
   name: dns1123Label.default('dfs-smbd').describe('Name of the injected Samba sidecar container'),
   image: image.default('ghcr.io/dfs-injector/smbd:0.1.0').describe('Samba sidecar image; the default carries the nlink shim'),
-  imagePullPolicy: pullPolicy.default('IfNotPresent'),
+  imagePullPolicy: pullPolicy.default('IfNotPresent').describe('Pull policy of the sidecar image'),
   port: z.number().int().min(1).max(65_535).default(445).describe('TCP port smbd listens on in the pod'),
   logLevel: z.number().int().min(0).max(10).default(1).describe('Samba log level'),
   guestAccount: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: 'must be a Unix user name' }).default('nobody').describe('Unix account guests are mapped to'),
