@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { generateRsaKeyPair, privateKeyToPkcs8Pem, randomSerial } from './keys.js';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 
@@ -165,27 +165,6 @@ function setValidity(cert: forge.pki.Certificate, now: number, days: number): vo
   cert.validity.notAfter = new Date(now + days * DAY_MS);
 }
 
-/** 16 random bytes with the top bit clear and the next set: positive, minimal DER, never zero. */
-function randomSerial(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x40;
-  return bytes.toString('hex');
-}
-
-function generateRsaKeyPair(bits: number): Promise<forge.pki.rsa.KeyPair> {
-  // The callback form makes forge delegate to node:crypto's native generateKeyPair; the
-  // synchronous or pure-JavaScript paths take seconds and block the event loop.
-  return new Promise((resolve, reject) => {
-    forge.pki.rsa.generateKeyPair({ bits, workers: -1 }, (error, keys) => {
-      if (error) reject(error);
-      else resolve(keys);
-    });
-  });
-}
-
-function privateKeyToPkcs8Pem(key: forge.pki.rsa.PrivateKey): string {
-  return forge.pki.privateKeyInfoToPem(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(key)));
-}
 
 /** Network-order bytes of an address already accepted by `isIP`, as a binary string for forge. */
 export function ipToBytes(ip: string): string {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { generateRsaKeyPair, privateKeyToPkcs8Pem, randomSerial } from './keys.js';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { ipToBytes, serviceDnsNames } from './generate.js';
@@ -89,23 +89,3 @@ export async function issueServingCertificate(ca: KeyPair, options: IssueOptions
   return { cert: forge.pki.certificateToPem(cert), key: privateKeyToPkcs8Pem(keys.privateKey) };
 }
 
-/** 16 random bytes with the top bit clear and the next set: positive, minimal DER, never zero. */
-function randomSerial(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x40;
-  return bytes.toString('hex');
-}
-
-function generateRsaKeyPair(bits: number): Promise<forge.pki.rsa.KeyPair> {
-  // The callback form lets forge use node:crypto's native key generation off the event loop.
-  return new Promise((resolve, reject) => {
-    forge.pki.rsa.generateKeyPair({ bits, workers: -1 }, (error, keys) => {
-      if (error) reject(error);
-      else resolve(keys);
-    });
-  });
-}
-
-function privateKeyToPkcs8Pem(key: forge.pki.rsa.PrivateKey): string {
-  return forge.pki.privateKeyInfoToPem(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(key)));
-}
