@@ -1,5 +1,7 @@
 // Starting the two servers under test and asking them things: readiness, RSS, one checked request.
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { openSync, closeSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:http2';
 import { createServer } from 'node:net';
@@ -132,6 +134,21 @@ export function postJson(port, path, body, ca) {
   });
 }
 
+let clockTicks;
+/**
+ * CPU time (user + system, all threads) a process has used so far, in ms. Unlike req/s, CPU per
+ * request hardly moves when other work on the machine takes cores away from the benchmark.
+ */
+export function cpuMsOf(pid) {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which may itself contain spaces and parentheses.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return ((utime + stime) * 1000) / clockTicks;
+}
+
 /** VmRSS and VmHWM of a process, in MiB, from /proc (Linux only). */
 export function memoryOf(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -150,3 +167,38 @@ export const cat = (file) => {
     return '';
   }
 };
+
+/**
+ * The webhook's live V8 heap in MiB: it must run with --heapsnapshot-signal=SIGUSR2 and
+ * --diagnostic-dir=dir. Writing a snapshot runs a full garbage collection first, so unlike RSS or
+ * "heap used" this counts only what is still reachable, which is what a leak would grow.
+ */
+export async function liveHeapMiB(child, dir, { timeoutMs = 90_000 } = {}) {
+  const before = new Set(readdirSync(dir));
+  process.kill(child.pid, 'SIGUSR2');
+  const t0 = performance.now();
+  let file;
+  let lastSize = -1;
+  while (performance.now() - t0 < timeoutMs) {
+    await sleep(500);
+    file ??= readdirSync(dir).find((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
+    if (file === undefined) continue;
+    const size = statSync(join(dir, file)).size;
+    // V8 writes the snapshot in one pass; a size that stops changing means it is done.
+    if (size > 0 && size === lastSize) break;
+    lastSize = size;
+  }
+  if (file === undefined) throw new Error(`no heap snapshot from pid ${child.pid} within ${timeoutMs} ms`);
+  const path = join(dir, file);
+  try {
+    const snapshot = JSON.parse(readFileSync(path, 'utf8'));
+    const fields = snapshot.snapshot.meta.node_fields;
+    const stride = fields.length;
+    const selfSize = fields.indexOf('self_size');
+    let total = 0;
+    for (let i = selfSize; i < snapshot.nodes.length; i += stride) total += snapshot.nodes[i];
+    return total / 1048576;
+  } finally {
+    rmSync(path, { force: true });
+  }
+}

@@ -11,6 +11,7 @@ import { run } from './procs.js';
 
 export const ROOT = new URL('../../', import.meta.url);
 export const BARE_SERVER = fileURLToPath(new URL('bench/bare-server.js', ROOT));
+export const FASTIFY_SERVER = fileURLToPath(new URL('bench/fastify-server.js', ROOT));
 
 /**
  * The build under test: dist/ by default; another directory compares builds (it must sit where
