@@ -59,6 +59,9 @@ const P = {
     { id: 'h1', label: 'HTTP/1.1', protocol: 'h1', streams: 1 },
     { id: 'h2-m1', label: 'HTTP/2, 1 stream/conn', protocol: 'h2', streams: 1 },
     { id: 'h2-m10', label: 'HTTP/2, 10 streams/conn', protocol: 'h2', streams: 10 },
+    // Not saturated: an API server sends a few requests a second, so latency at a steady rate both
+    // servers keep up with is the comparison that matters; at saturation p99 mostly restates req/s.
+    { id: 'h2-1k', label: 'HTTP/2, fixed 1,000 req/s', protocol: 'h2', streams: 1, rpsPerClient: 1000 / 16 },
   ],
   rssRequests: opt.quick ? 10_000 : 100_000,
   rssCheckpoints: 10,
@@ -221,6 +224,7 @@ async function phaseThroughput(ctx) {
       streams: sc.streams,
       durationS,
       timeoutMs: (durationS + 60) * 1000,
+      ...(sc.rpsPerClient === undefined ? {} : { rpsPerClient: sc.rpsPerClient }),
     });
     return { ...result, cpuUsPerRequest: ((cpuMsOf(pid) - cpuBefore) * 1000) / result.requests };
   };
@@ -391,7 +395,9 @@ function verdicts(r) {
   const add = (target, measured, pass) => out.push({ target, measured, pass });
   for (const sc of r.throughput?.scenarios ?? []) {
     const m = sc.median;
-    add(`${sc.label}: throughput ≥ ${TARGETS.throughputRatio} × bare`, `${round(m.ratio, 3)} × (${m.webhook.rps.toFixed(0)} / ${m.bare.rps.toFixed(0)} req/s)`, m.ratio >= TARGETS.throughputRatio);
+    if (sc.rpsPerClient === undefined) {
+      add(`${sc.label}: throughput ≥ ${TARGETS.throughputRatio} × bare`, `${round(m.ratio, 3)} × (${m.webhook.rps.toFixed(0)} / ${m.bare.rps.toFixed(0)} req/s)`, m.ratio >= TARGETS.throughputRatio);
+    }
     add(
       `${sc.label}: p99 ≤ bare p99 + ${TARGETS.p99ExtraMs} ms`,
       `${m.webhook.p99Ms.toFixed(2)} ms vs ${m.bare.p99Ms.toFixed(2)} ms (+${m.p99ExtraMs.toFixed(2)})`,

@@ -14,11 +14,11 @@ import { percentile } from './stats.js';
 
 /**
  * @param {LoadShape & { url: string, bodyFile: string, logFile?: string,
- *   durationS?: number, requests?: number, timeoutMs: number }} options
+ *   durationS?: number, requests?: number, timeoutMs: number, rpsPerClient?: number }} options
  * @returns {Promise<LoadResult>}
  */
 export async function h2load(options) {
-  const { url, bodyFile, logFile, protocol, connections, streams, durationS, requests, timeoutMs } = options;
+  const { url, bodyFile, logFile, protocol, connections, streams, durationS, requests, timeoutMs, rpsPerClient } = options;
   const args = [
     ...(protocol === 'h1' ? ['--h1'] : []),
     '-c', String(connections),
@@ -27,6 +27,7 @@ export async function h2load(options) {
     '-d', bodyFile,
     '-H', 'content-type: application/json',
     ...(durationS === undefined ? ['-n', String(requests)] : ['-D', String(durationS)]),
+    ...(rpsPerClient === undefined ? [] : [`--rps=${rpsPerClient}`]),
     ...(logFile === undefined ? [] : [`--log-file=${logFile}`]),
     url,
   ];
