@@ -25,7 +25,8 @@ import { UsageError } from './errors.js';
 import type { CliIo } from './io.js';
 import { main } from './main.js';
 import { choiceValue, positiveIntegerValue } from './values.js';
-import { ClusterError, DEFAULT_PAGE_SIZE, KubeClusterReader, loadKubeConfig } from './kube-reader.js';
+import { ClusterError, DEFAULT_PAGE_SIZE } from './cluster-error.js';
+import { LazyClusterReader } from './lazy-cluster-reader.js';
 
 const OUTPUTS = ['table', 'json', 'policyreport'] as const;
 type Output = (typeof OUTPUTS)[number];
@@ -86,7 +87,7 @@ function auditArgs(args: ParsedArgs<OptionName>): AuditArgs {
 export type ReaderFactory = (args: { kubeconfig: string | undefined; context: string | undefined; pageSize: number }) => ClusterReader;
 
 const defaultReaderFactory: ReaderFactory = ({ kubeconfig, context, pageSize }) =>
-  KubeClusterReader.fromKubeConfig(loadKubeConfig({ ...(kubeconfig === undefined ? {} : { kubeconfig }), ...(context === undefined ? {} : { context }) }), pageSize);
+  new LazyClusterReader({ ...(kubeconfig === undefined ? {} : { kubeconfig }), ...(context === undefined ? {} : { context }) }, pageSize);
 
 /** A forbidden or missing dfs-system does not stop the audit: the node rule is skipped, and says why. */
 function mounterUnavailable(error: unknown): string | undefined {

@@ -9,7 +9,9 @@ import { UsageError } from './errors.js';
 import type { CliIo } from './io.js';
 import { main } from './main.js';
 import { choiceValue } from './values.js';
-import { ClusterError, KubeClusterReader, loadKubeConfig } from './kube-reader.js';
+import { ClusterError } from './cluster-error.js';
+import type { KubeClusterReader } from './kube-reader.js';
+import { LazyClusterReader } from './lazy-cluster-reader.js';
 
 export const EXPLAIN_SUMMARY = 'Explain, step by step, whether and why the webhook would inject a pod';
 
@@ -104,7 +106,7 @@ type Reader = Pick<KubeClusterReader, 'readNamespace' | 'readPod'>;
 export type ExplainReaderFactory = (args: { kubeconfig: string | undefined; context: string | undefined }) => Reader;
 
 const defaultReaderFactory: ExplainReaderFactory = ({ kubeconfig, context }) =>
-  KubeClusterReader.fromKubeConfig(loadKubeConfig({ ...(kubeconfig === undefined ? {} : { kubeconfig }), ...(context === undefined ? {} : { context }) }));
+  new LazyClusterReader({ ...(kubeconfig === undefined ? {} : { kubeconfig }), ...(context === undefined ? {} : { context }) });
 
 async function namespaceInfos(names: readonly string[], args: ExplainArgs, reader: () => Reader): Promise<Map<string, NamespaceInfo>> {
   const infos = new Map<string, NamespaceInfo>();

@@ -5,24 +5,9 @@ import { ApiException, CoreV1Api, KubeConfig, type V1Namespace, type V1Pod } fro
 import { isPodReady, MOUNTER, type ClusterReader, type InventoryNamespace, type InventoryPod, type MounterPod } from '../lib/audit/index.js';
 import type { PodSpec } from '../lib/k8s.js';
 
-export const DEFAULT_PAGE_SIZE = 500;
+import { ClusterError, DEFAULT_PAGE_SIZE, type KubeconfigOptions } from './cluster-error.js';
 
-export interface KubeconfigOptions {
-  /** --kubeconfig; otherwise KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
-  kubeconfig?: string;
-  context?: string;
-}
-
-/** The cluster could not be reached or refused a request; the message says which and why. */
-export class ClusterError extends Error {
-  override readonly name = 'ClusterError';
-  constructor(
-    message: string,
-    readonly code?: number,
-  ) {
-    super(message);
-  }
-}
+export { ClusterError, DEFAULT_PAGE_SIZE, type KubeconfigOptions } from './cluster-error.js';
 
 export function loadKubeConfig(options: KubeconfigOptions): KubeConfig {
   const kc = new KubeConfig();
