@@ -9,6 +9,7 @@ export default defineConfig({
     // Suites that start smbd, FUSE mounts or a control plane share one machine's ports and mounts.
     fileParallelism: true,
     pool: 'forks',
-    reporters: ['default'],
+    // CI also writes machine-readable results, from which .ci/run prints a plain summary line.
+    reporters: process.env.CI ? ['default', ['json', { outputFile: '.tmp/vitest-results.json' }]] : ['default'],
   },
 });
