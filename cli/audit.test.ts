@@ -134,6 +134,12 @@ describe('audit exit status', () => {
     expect(result.err).toBe(`error: -f ${path('no-such-file.yaml')}: no such file or directory\n`);
   });
 
+  it('exits 3 on YAML it cannot read, naming the input, line and column', async () => {
+    const result = await audit(['-f', '-'], 'apiVersion: v1\nkind: Pod\nmetadata: [\n');
+    expect(result.code).toBe(3);
+    expect(result.err).toMatch(/<stdin>:4:1: invalid YAML: /);
+  });
+
   it('exits 3 on a config the webhook would refuse, naming the field and line', async () => {
     const config = join(mkdtempSync(join(tmpdir(), 'dfs-audit-')), 'config.yaml');
     writeFileSync(config, 'consumer:\n  mountPath: relative\n');

@@ -1,9 +1,9 @@
 // Input for `audit` and `explain`: manifests from files, directories or stdin, and the config.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { ConfigError, defaultConfig, parseConfigText, type Config } from '../lib/config.js';
-import { UsageError } from './errors.js';
+import { UsageError, UserError } from './errors.js';
+import { parseManifests } from './manifests.js';
 import { processIo, type CliIo } from './io.js';
 
 /** The CLI's streams, plus a clock that tests pin so reports carry stable timestamps. */
@@ -36,20 +36,15 @@ function reason(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Every document of a YAML stream (YAML 1.1, as kubectl reads it); empty documents are dropped. */
+/** Every document of a YAML stream, read as `inject` reads it; empty documents are dropped. */
 export function parseManifestText(text: string, source: string): unknown[] {
-  const docs = parseAllDocuments(text.replace(/^\uFEFF/, ''), { version: '1.1', prettyErrors: false });
-  const out: unknown[] = [];
-  for (const doc of docs) {
-    const error = doc.errors[0];
-    if (error !== undefined) {
-      const line = error.linePos?.[0].line;
-      throw new InputError(`${source}${line === undefined ? '' : `:${line}`}: invalid YAML: ${error.message.split('\n')[0] ?? ''}`);
-    }
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (value !== null && value !== undefined) out.push(value);
+  try {
+    return parseManifests(text, source).filter((doc) => doc !== null && doc !== undefined);
+  } catch (error) {
+    // An unreadable input is exit code 3 here ("could not run"), not a finding.
+    if (error instanceof UserError) throw new InputError(error.message);
+    throw error;
   }
-  return out;
 }
 
 async function readStdin(io: DiagnoseIo): Promise<string> {
