@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Config } from './config.js';
 import type { EntryContext } from './entry.js';
-import { isPodLike, isRecord } from './k8s.js';
+import { isPodLike, isRecord, nonEmptyString } from './k8s.js';
 import { planPod, type Outcome, type PodDecision } from './mutate.js';
 import type { Role } from './names.js';
 import { PatchBuilder } from './patch.js';
@@ -108,8 +108,8 @@ function parseReview(body: unknown): { request: ParsedRequest; decision: Pick<De
   }
   const request = parsed.data.request;
   const meta = isRecord(request.object) && isRecord(request.object.metadata) ? request.object.metadata : {};
-  const name = request.name || str(meta.name) || str(meta.generateName) || '';
-  return { request, decision: { uid: request.uid, namespace: request.namespace ?? str(meta.namespace) ?? '', name, dryRun: request.dryRun ?? false } };
+  const name = request.name || nonEmptyString(meta.name) || nonEmptyString(meta.generateName) || '';
+  return { request, decision: { uid: request.uid, namespace: request.namespace ?? nonEmptyString(meta.namespace) ?? '', name, dryRun: request.dryRun ?? false } };
 }
 
 function toResponse(uid: string, pod: PodDecision, patch: PatchBuilder): AdmissionResponse {
@@ -142,8 +142,4 @@ function auditAnnotations(pod: PodDecision): Record<string, string> {
 
 function respond(response: AdmissionResponse, decision: Decision): ReviewResult {
   return { kind: 'response', review: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response }, decision };
-}
-
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
 }

@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import { reviewAdmission, type AdmissionResponse } from './admission.js';
 import { effectiveNamespaceLabels, enforcesPodSecurity, EXCLUDED_NAMESPACES, matchEntries, type EntryMatch, type WebhookEntry } from './audit/selection.js';
 import type { Config } from './config.js';
-import { isRecord, type PodLike } from './k8s.js';
+import { isRecord, nonEmptyString, type PodLike } from './k8s.js';
 import { planPod, type PodDecision } from './mutate.js';
 import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE, OVERRIDE_ANNOTATIONS } from './names.js';
 import { parseOverrides } from './overrides.js';
@@ -61,10 +61,6 @@ export interface ExplainOptions {
 }
 
 const MARK: Record<StepStatus, string> = { ok: '[ok]  ', no: '[no]  ', warn: '[warn]', info: '[info]' };
-
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
-}
 
 /** The objects of a document, with their JSON pointer: Lists (nested too) are opened. */
 function objectsOf(doc: unknown, pointer = ''): { object: Record<string, unknown>; pointer: string }[] {
@@ -155,7 +151,7 @@ function planStep(decision: PodDecision): ExplainStep {
 /** The object the API server would send for a pod created from this pod or template. */
 function podForm(object: Record<string, unknown>, pod: PodLike, namespace: string): Record<string, unknown> {
   if (object.kind === 'Pod') return { ...object, metadata: { ...(pod.metadata ?? {}), namespace } };
-  const owner = isRecord(object.metadata) ? str(object.metadata.name) : undefined;
+  const owner = isRecord(object.metadata) ? nonEmptyString(object.metadata.name) : undefined;
   return { apiVersion: 'v1', kind: 'Pod', metadata: { ...(pod.metadata ?? {}), namespace, ...(owner === undefined ? {} : { generateName: `${owner}-` }) }, spec: pod.spec };
 }
 
@@ -267,10 +263,10 @@ export function explainDocument(doc: unknown, options: ExplainOptions): PodExpla
   const subjects: { subject: Subject; docPrefix: string }[] = [];
   for (const { object, pointer } of objectsOf(doc)) {
     const meta = isRecord(object.metadata) ? object.metadata : {};
-    const namespace = str(meta.namespace) ?? options.defaultNamespace;
-    const generateName = str(meta.generateName);
-    const name = str(meta.name) ?? (generateName === undefined ? '(unnamed)' : `${generateName}*`);
-    const kind = str(object.kind) ?? 'object';
+    const namespace = nonEmptyString(meta.namespace) ?? options.defaultNamespace;
+    const generateName = nonEmptyString(meta.generateName);
+    const name = nonEmptyString(meta.name) ?? (generateName === undefined ? '(unnamed)' : `${generateName}*`);
+    const kind = nonEmptyString(object.kind) ?? 'object';
     for (const { pod, prefix } of findPods(object)) {
       subjects.push({ subject: { object, pod, prefix, namespace, subject: `${kind} ${namespace}/${name}${kind === 'Pod' ? '' : ' (pod template)'}` }, docPrefix: pointer });
     }

@@ -57,6 +57,11 @@ export interface PodLike {
   [key: string]: unknown;
 }
 
+/** The value when it is a non-empty string: names, namespaces and labels read from untyped objects. */
+export function nonEmptyString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -1,4 +1,4 @@
-import { isRecord, type PodLike } from '../k8s.js';
+import { isRecord, nonEmptyString, type PodLike } from '../k8s.js';
 import { findPods } from '../workloads.js';
 import { isMounterPod } from './rules.js';
 import type { Inventory, InventoryNamespace, InventoryPod, MounterPod } from './types.js';
@@ -11,10 +11,6 @@ export interface ManifestInventoryOptions {
 function stringMap(value: unknown): Record<string, string> {
   if (!isRecord(value)) return {};
   return Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string'));
-}
-
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
 /** True when a pod's status says it is Ready (condition Ready=True). */
@@ -43,7 +39,7 @@ export function inventoryFromDocuments(docs: readonly unknown[], options: Manife
   for (const object of docs.flatMap(flatten)) {
     const meta = isRecord(object.metadata) ? object.metadata : {};
     if (object.kind === 'Namespace' && object.apiVersion === 'v1') {
-      const name = str(meta.name);
+      const name = nonEmptyString(meta.name);
       if (name !== undefined) namespaces.push({ name, labels: stringMap(meta.labels) });
       continue;
     }
@@ -62,21 +58,21 @@ export function inventoryFromDocuments(docs: readonly unknown[], options: Manife
 function inventoryEntry(object: Record<string, unknown>, meta: Record<string, unknown>, pod: PodLike, defaultNamespace: string): InventoryPod {
   const podMeta = pod.metadata ?? {};
   const entry: InventoryPod = {
-    apiVersion: str(object.apiVersion) ?? 'v1',
-    kind: str(object.kind) ?? 'Pod',
-    namespace: str(meta.namespace) ?? defaultNamespace,
-    name: str(meta.name) ?? str(meta.generateName) ?? '(unnamed)',
+    apiVersion: nonEmptyString(object.apiVersion) ?? 'v1',
+    kind: nonEmptyString(object.kind) ?? 'Pod',
+    namespace: nonEmptyString(meta.namespace) ?? defaultNamespace,
+    name: nonEmptyString(meta.name) ?? nonEmptyString(meta.generateName) ?? '(unnamed)',
     labels: stringMap(podMeta.labels),
     annotations: stringMap(podMeta.annotations),
     spec: pod.spec,
   };
-  const uid = str(meta.uid);
+  const uid = nonEmptyString(meta.uid);
   if (uid !== undefined) entry.uid = uid;
   // Only a Pod is bound to a node; a template's nodeName is a scheduling request, not state.
-  const nodeName = str(pod.spec.nodeName);
+  const nodeName = nonEmptyString(pod.spec.nodeName);
   if (object.kind === 'Pod' && nodeName !== undefined) {
     entry.nodeName = nodeName;
-    const phase = isRecord(object.status) ? str(object.status.phase) : undefined;
+    const phase = isRecord(object.status) ? nonEmptyString(object.status.phase) : undefined;
     if (phase !== undefined) entry.phase = phase;
   }
   return entry;
