@@ -158,12 +158,14 @@ async function clusterCertificates(
   if (webhookConfigName === undefined || namespace === undefined) {
     throw new UsageError('--tls-secret needs --webhook-config NAME and --namespace NS', COMMAND);
   }
-  const { pino } = await import('pino');
-  const level = logLevel ?? 'info';
-  if (level !== 'silent' && !(level in pino.levels.values)) {
-    throw new UsageError(`--log-level ${JSON.stringify(level)} must be one of ${[...Object.keys(pino.levels.values), 'silent'].join(', ')}`, COMMAND);
+  const { createLogger, ServeError } = await import('../webhook/serve.js');
+  let logger: FastifyBaseLogger;
+  try {
+    logger = createLogger(logLevel ?? 'info');
+  } catch (error) {
+    if (error instanceof ServeError) throw new UsageError(error.message, COMMAND);
+    throw error;
   }
-  const logger = pino({ level, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ sync: false }));
   const { ClusterCertificateError, reportCertificatesTo, startClusterCertificates } = await import('../certs/cluster.js');
   const service = args.string('service');
   const kubeconfig = args.string('kubeconfig');

@@ -186,7 +186,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   };
 }
 
-function createLogger(level: string): FastifyBaseLogger {
+/** The process logger: also used by the CLI for the certificate lifecycle, so both write one format. */
+export function createLogger(level: string): FastifyBaseLogger {
   const levels = Object.keys(pino.levels.values);
   if (level !== 'silent' && !levels.includes(level)) {
     throw new ServeError(`--log-level ${JSON.stringify(level)} must be one of ${[...levels, 'silent'].join(', ')}`);

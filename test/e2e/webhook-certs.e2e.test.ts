@@ -311,6 +311,10 @@ describe.skipIf(!available)('webhook certificates on a real API server', () => {
         const served = await servedCertificate(replica.port, caPem, 'dfs-injector.dfs-system.svc');
         expect(served.fingerprint256).toBe(leaf.fingerprint256);
         expect(fingerprints(await readFile(join(tlsDir, 'ca.crt'), 'utf8'))).toEqual([ca]);
+        // The lifecycle and the server share one logger, so every line names its level.
+        const lines = await replica.logLines();
+        expect(lines.length).toBeGreaterThan(0);
+        expect(lines.filter((l) => typeof l.level !== 'string')).toEqual([]);
       }
     }, 180_000);
   });
