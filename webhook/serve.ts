@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { configHash, defaultConfig, type Config } from '../lib/config.js';
 import { readConfigFile, watchConfigFile, type ConfigReloader } from './config-reload.js';
 import { errorMessage } from './files.js';
+import { createLogDestination } from './log-destination.js';
 import { createMetrics } from './metrics.js';
 import { buildServer, type WebhookServer } from './server.js';
 import { validateTlsPair } from './tls-pair.js';
@@ -192,18 +193,18 @@ export function createLogger(level: string): FastifyBaseLogger {
   if (level !== 'silent' && !levels.includes(level)) {
     throw new ServeError(`--log-level ${JSON.stringify(level)} must be one of ${[...levels, 'silent'].join(', ')}`);
   }
-  // Asynchronous writes keep logging off the admission path; pino flushes them on exit.
+  // Lines are batched per event-loop turn (log-destination.ts); what is pending at exit is written then.
+  const destination = createLogDestination(1);
+  process.once('exit', () => destination.flushSync());
   // Level names rather than pino's numbers: log queries in a cluster read "level":"error".
-  return pino(
-    { level, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
-    pino.destination({ sync: false }),
-  );
+  return pino({ level, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } }, destination);
 }
 
 async function listen(server: WebhookServer, which: 'admission' | 'probes', port: number, host: string): Promise<number> {
   const app = which === 'admission' ? server.admission : server.probes;
   try {
-    await app.listen({ port, host, listenTextResolver: () => `${which} server listening` });
+    if (which === 'admission') await server.admission.listen({ port, host });
+    else await server.probes.listen({ port, host, listenTextResolver: () => 'probes server listening' });
   } catch (error) {
     await server.close();
     const code = (error as NodeJS.ErrnoException).code;
