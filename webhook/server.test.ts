@@ -1,5 +1,7 @@
 import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../lib/config.js';
@@ -127,6 +129,60 @@ describe('admission over real TLS', () => {
     expect(res.status).toBe(400);
     expect(res.json().error).toBe('Bad Request');
     expect(res.json().message).toContain('request.uid');
+  });
+
+  it('serves the path the API server calls, with its ?timeout query, and logs the path without it', async () => {
+    const before = app.logs.length;
+    const res = await post(app.port, '/mutate?timeout=10s', admissionReviewFor(loadPod('sonarr'), { uid: 'uid-query' }), { ca, protocol: 'h2' });
+    expect(res.status).toBe(200);
+    expect(app.logs.slice(before).find((line) => line.uid === 'uid-query')).toMatchObject({ path: '/mutate', status: 200 });
+  });
+
+  it.each(['h2', 'http/1.1'] as const)('answers 405 with Allow: POST to a GET of an entry path (%s)', async (protocol) => {
+    const res = await post(app.port, '/mutate', '', { ca, protocol, method: 'GET', contentType: null });
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+    expect(res.json()).toMatchObject({ error: 'Method Not Allowed' });
+    expect(res.json().message).toContain('POST an AdmissionReview');
+  });
+
+  it('answers 415 naming "(none)" when there is no Content-Type', async () => {
+    const res = await post(app.port, '/mutate', JSON.stringify(admissionReviewFor(loadPod('sonarr'))), { ca, contentType: null });
+    expect(res.status).toBe(415);
+    expect(res.json().message).toContain('"(none)"');
+  });
+
+  it('accepts application/json with charset=utf-8 and refuses another charset', async () => {
+    const body = JSON.stringify(admissionReviewFor(loadPod('sonarr')));
+    expect((await post(app.port, '/mutate', body, { ca, contentType: 'Application/JSON; charset="UTF-8"' })).status).toBe(200);
+    const res = await post(app.port, '/mutate', body, { ca, contentType: 'application/json; charset=utf-16' });
+    expect(res.status).toBe(415);
+    expect(res.json().message).toContain('UTF-8');
+  });
+
+  it('answers 400 to an empty body', async () => {
+    const res = await post(app.port, '/mutate', '', { ca });
+    expect(res.status).toBe(400);
+    expect(res.json().message).toBe('request body is empty; expected an AdmissionReview');
+  });
+
+  it('refuses a body with a "__proto__" key with 400, and counts it', async () => {
+    const text = JSON.stringify(admissionReviewFor(loadPod('sonarr'))).replace('{"apiVersion"', '{"__proto__":{"polluted":true},"apiVersion"');
+    const res = await post(app.port, '/mutate', text, { ca, protocol: 'h2' });
+    expect(res.status).toBe(400);
+    expect(res.json()).toEqual({ error: 'Bad Request', message: 'request body has a "__proto__" key, which is refused' });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const metric = await app.webhook.metrics.registry.getSingleMetric('dfs_injector_admissions_total')!.get();
+    expect(metric.values.find((v) => v.labels.reason === 'prototype-poisoning')?.value).toBe(1);
+  });
+
+  it('answers 413 over HTTP/1.1 from Content-Length alone and closes the connection', async () => {
+    const pod = loadPod('sonarr');
+    pod.metadata.annotations = { padding: 'x'.repeat(7 * 1024 * 1024) };
+    const res = await post(app.port, '/mutate', admissionReviewFor(pod), { ca, protocol: 'http/1.1' });
+    expect(res.status).toBe(413);
+    expect(res.headers.connection).toBe('close');
+    expect(res.json().message).toBe('request body is larger than the 7 MiB limit');
   });
 
   it('answers 404 with the entry paths for an unknown path', async () => {
@@ -270,5 +326,27 @@ describe('probes', () => {
     extraReady = true;
     expect(ready.status).toBe(503);
     expect(JSON.parse(ready.text).checks['ca-bundle']).toBe(false);
+  });
+});
+
+describe('idle connections', () => {
+  let own: Running;
+
+  beforeAll(async () => {
+    own = await start({ idleTimeoutMs: 300 });
+  });
+
+  afterAll(async () => {
+    await own.webhook.close();
+  });
+
+  it.each(['h2', 'http/1.1'] as const)('closes a %s connection that has been idle for the idle timeout', async (protocol) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: own.port, ca, ALPNProtocols: [protocol] });
+    await once(socket, 'secureConnect');
+    // Read (and drop) the server's HTTP/2 SETTINGS, or the end of the stream is never seen.
+    socket.resume();
+    const opened = Date.now();
+    await once(socket, 'close');
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(250);
   });
 });

@@ -12,6 +12,7 @@ export interface ClientResponse {
   text: string;
   /** The negotiated ALPN protocol: 'h2' or 'http/1.1'. */
   alpn: string | false | null | undefined;
+  headers: Record<string, string | string[] | number | undefined>;
   json(): Json;
 }
 
@@ -20,6 +21,8 @@ export interface PostOptions {
   /** Default: JSON.stringify of the body, or the body itself when it is a string or Buffer. */
   contentType?: string | null;
   protocol?: 'h2' | 'http/1.1';
+  /** Default POST. */
+  method?: string;
 }
 
 function encode(body: unknown): Buffer {
@@ -31,26 +34,35 @@ function encode(body: unknown): Buffer {
 export function post(port: number, path: string, body: unknown, options: PostOptions): Promise<ClientResponse> {
   const payload = encode(body);
   const contentType = options.contentType === undefined ? 'application/json' : options.contentType;
-  return options.protocol === 'h2' ? postH2(port, path, payload, contentType, options.ca) : postH1(port, path, payload, contentType, options.ca);
+  const method = options.method ?? 'POST';
+  return options.protocol === 'h2'
+    ? postH2(port, path, method, payload, contentType, options.ca)
+    : postH1(port, path, method, payload, contentType, options.ca);
 }
 
-function response(status: number, contentType: string | undefined, text: string, alpn: string | false | null | undefined): ClientResponse {
-  return { status, contentType, text, alpn, json: () => JSON.parse(text) };
+function response(
+  status: number,
+  contentType: string | undefined,
+  text: string,
+  alpn: string | false | null | undefined,
+  headers: ClientResponse['headers'],
+): ClientResponse {
+  return { status, contentType, text, alpn, headers, json: () => JSON.parse(text) };
 }
 
-function postH1(port: number, path: string, payload: Buffer, contentType: string | null, ca: string): Promise<ClientResponse> {
+function postH1(port: number, path: string, method: string, payload: Buffer, contentType: string | null, ca: string): Promise<ClientResponse> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { 'content-length': payload.length };
     if (contentType !== null) headers['content-type'] = contentType;
     const request = https.request(
       // ALPNProtocols reaches tls.connect; @types/node leaves it out of RequestOptions.
-      { host: '127.0.0.1', port, path, method: 'POST', ca, headers, agent: false, ALPNProtocols: ['http/1.1'] } as https.RequestOptions,
+      { host: '127.0.0.1', port, path, method, ca, headers, agent: false, ALPNProtocols: ['http/1.1'] } as https.RequestOptions,
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {
           const alpn = (res.socket as tls.TLSSocket).alpnProtocol;
-          resolve(response(res.statusCode ?? 0, res.headers['content-type'], Buffer.concat(chunks).toString('utf8'), alpn));
+          resolve(response(res.statusCode ?? 0, res.headers['content-type'], Buffer.concat(chunks).toString('utf8'), alpn, res.headers));
         });
         res.on('error', reject);
       },
@@ -60,25 +72,28 @@ function postH1(port: number, path: string, payload: Buffer, contentType: string
   });
 }
 
-function postH2(port: number, path: string, payload: Buffer, contentType: string | null, ca: string): Promise<ClientResponse> {
+function postH2(port: number, path: string, method: string, payload: Buffer, contentType: string | null, ca: string): Promise<ClientResponse> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(`https://127.0.0.1:${port}`, { ca });
     session.on('error', reject);
-    const headers: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': path };
+    const headers: http2.OutgoingHttpHeaders = { ':method': method, ':path': path };
     if (contentType !== null) headers['content-type'] = contentType;
-    const stream = session.request(headers);
+    // endStream: false, or Node ends a GET stream at once and the body cannot follow.
+    const stream = session.request(headers, { endStream: false });
     let status = 0;
     let type: string | undefined;
+    let received: ClientResponse['headers'] = {};
     const chunks: Buffer[] = [];
     stream.on('response', (h) => {
       status = Number(h[':status']);
       type = h['content-type'];
+      received = h;
     });
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
     stream.on('end', () => {
       const alpn = session.alpnProtocol;
       session.close();
-      resolve(response(status, type, Buffer.concat(chunks).toString('utf8'), alpn));
+      resolve(response(status, type, Buffer.concat(chunks).toString('utf8'), alpn, received));
     });
     stream.on('error', reject);
     stream.end(payload);

@@ -1,0 +1,278 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import type { FastifyBaseLogger } from 'fastify';
+import sjson from 'secure-json-parse';
+import type { Decision, ReviewResult } from '../lib/admission.js';
+import type { Config } from '../lib/config.js';
+import { ENTRY_PATHS, entryForPath, type EntryContext } from '../lib/entry.js';
+import { errorMessage } from './files.js';
+import type { WebhookMetrics } from './metrics.js';
+
+export type ReviewFunction = (body: unknown, entry: EntryContext, config: Config) => ReviewResult;
+export type AdmissionRequest = IncomingMessage | Http2ServerRequest;
+export type AdmissionResponse = ServerResponse | Http2ServerResponse;
+
+export interface AdmissionHandlerOptions {
+  readonly getConfig: () => Config;
+  readonly review: ReviewFunction;
+  readonly logger: FastifyBaseLogger;
+  readonly metrics: WebhookMetrics;
+  readonly bodyLimit: number;
+}
+
+const MIB = 1024 * 1024;
+const JSON_TYPE = 'application/json; charset=utf-8';
+const PROTO_POISONING = 'Object contains forbidden prototype property';
+
+/** One request in flight: what every answer needs to know about it. */
+interface Exchange {
+  readonly req: AdmissionRequest;
+  readonly res: AdmissionResponse;
+  /** The entry path, without the query (the API server adds ?timeout=10s). */
+  readonly path: string;
+  /** performance.now() when the request arrived. */
+  readonly started: number;
+}
+
+/** What one admission request came to: the log line and the metrics are written from this. */
+interface Outcome {
+  readonly status: number;
+  readonly role: string;
+  readonly outcome: string;
+  readonly reason: string;
+  readonly decision: Decision | undefined;
+  readonly message: string | undefined;
+}
+
+/**
+ * The admission endpoint as a plain Node request listener, for HTTP/1.1 and HTTP/2 alike.
+ *
+ * Not a Fastify route: Fastify alone, with a constant answer, costs 10 % of the bare server's
+ * throughput, which is the whole budget the webhook has above the bare server
+ * (docs/benchmarks.md). What Fastify did for this endpoint (routing four fixed paths, the
+ * content-type check, the body limit, safe JSON parsing) is this module.
+ */
+export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: AdmissionRequest, res: AdmissionResponse) => void {
+  const { getConfig, review, logger, metrics, bodyLimit } = options;
+
+  function finish(x: Exchange, status: number, payload: string, outcome: Outcome): void {
+    x.res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(payload) });
+    x.res.end(payload);
+    const durationMs = performance.now() - x.started;
+    metrics.recordAdmission({ role: outcome.role, outcome: outcome.outcome, reason: outcome.reason, seconds: durationMs / 1000 });
+    const decision = outcome.decision;
+    // One object shape for every line: pino serializes it without surprises, and the optional
+    // fields are simply absent from the JSON when undefined.
+    const fields = {
+      path: x.path,
+      status,
+      uid: decision?.uid,
+      namespace: decision?.namespace,
+      pod: decision?.name,
+      role: outcome.role,
+      outcome: outcome.outcome,
+      reason: outcome.reason,
+      dryRun: decision?.dryRun,
+      durationMs: Math.round(durationMs * 1000) / 1000,
+      message: outcome.message,
+    };
+    if (status >= 400) logger.warn(fields, 'admission request rejected');
+    else logger.info(fields, 'admission');
+  }
+
+  function reject(x: Exchange, status: number, reason: string, message: string): void {
+    // An HTTP/1.1 client that sent a body we did not read in full cannot send its next request on
+    // this connection; HTTP/2 ends just this stream and has no Connection header.
+    if (x.req.httpVersionMajor === 1 && !x.req.complete) x.res.setHeader('connection', 'close');
+    const payload = JSON.stringify({ error: statusTitle(status), message });
+    finish(x, status, payload, { status, role: 'unknown', outcome: 'bad-request', reason, decision: undefined, message });
+  }
+
+  function answer(x: Exchange, entry: EntryContext, text: string): void {
+    let body: unknown;
+    try {
+      if (text.length === 0) {
+        reject(x, 400, 'empty-body', 'request body is empty; expected an AdmissionReview');
+        return;
+      }
+      body = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'ignore' });
+    } catch (error) {
+      // secure-json-parse throws a SyntaxError of its own for a parsed "__proto__" key.
+      const poisoned = error instanceof Error && error.message === PROTO_POISONING;
+      if (poisoned) reject(x, 400, 'prototype-poisoning', 'request body has a "__proto__" key, which is refused');
+      else reject(x, 400, 'malformed-json', 'request body is not valid JSON');
+      return;
+    }
+
+    let result: ReviewResult;
+    let payload: string;
+    try {
+      result = review(body, entry, getConfig());
+      if (result.kind === 'bad-request') {
+        reject(x, 400, 'invalid-review', result.message);
+        return;
+      }
+      // Serialized inside the try: a failure here is still answered with a denial.
+      payload = JSON.stringify(result.review);
+    } catch (error) {
+      answerInternalError(x, body, error);
+      return;
+    }
+    const { decision } = result;
+    finish(x, 200, payload, {
+      status: 200,
+      role: decision.role,
+      outcome: decision.outcome,
+      reason: decision.reason,
+      decision,
+      message: undefined,
+    });
+  }
+
+  function answerInternalError(x: Exchange, body: unknown, error: unknown): void {
+    metrics.recordInternalError();
+    const uid = uidOf(body);
+    logger.error({ err: error, uid, path: x.path }, 'admission review failed unexpectedly; denying the request');
+    if (uid === undefined) {
+      reject(x, 400, 'invalid-review', `dfs-injector could not process this request (${errorMessage(error)}), and it has no request.uid to deny`);
+      return;
+    }
+    finish(x, 200, JSON.stringify(internalErrorReview(uid)), {
+      status: 200,
+      role: 'unknown',
+      outcome: 'error',
+      reason: 'internal-error',
+      decision: undefined,
+      message: undefined,
+    });
+  }
+
+  return function handleAdmission(req, res) {
+    const started = performance.now();
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    const entry = entryForPath(path);
+    if (entry === undefined || req.method !== 'POST') {
+      notFound(req, res, path);
+      return;
+    }
+
+    const x: Exchange = { req, res, path, started };
+    const mediaTypeProblem = checkMediaType(req.headers['content-type']);
+    if (mediaTypeProblem !== undefined) {
+      reject(x, 415, 'unsupported-media-type', mediaTypeProblem);
+      return;
+    }
+    const declared = req.headers['content-length'];
+    const declaredLength = declared === undefined ? undefined : Number(declared);
+    if (declaredLength !== undefined && declaredLength > bodyLimit) {
+      reject(x, 413, 'body-too-large', `request body is larger than the ${formatBytes(bodyLimit)} limit`);
+      return;
+    }
+
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let done = false;
+    const onData = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (received > bodyLimit) {
+        done = true;
+        req.off('data', onData);
+        reject(x, 413, 'body-too-large', `request body is larger than the ${formatBytes(bodyLimit)} limit`);
+        // Whatever else the client sends is read and dropped, so HTTP/2 flow control stays open.
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => {
+      if (done) return;
+      done = true;
+      if (declaredLength !== undefined && received !== declaredLength) {
+        reject(x, 400, 'bad-content-length', 'request body length does not match Content-Length');
+        return;
+      }
+      const text = chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks, received).toString('utf8');
+      answer(x, entry, text);
+    });
+    req.once('error', (error: Error) => {
+      // The client went away mid-body: there is nobody to answer, but the log says what happened.
+      if (done) return;
+      done = true;
+      logger.warn({ err: error, path }, 'admission request aborted while its body was being read');
+    });
+  };
+}
+
+function notFound(req: AdmissionRequest, res: AdmissionResponse, path: string): void {
+  const wrongMethod = entryForPath(path) !== undefined;
+  const payload = JSON.stringify({
+    error: wrongMethod ? 'Method Not Allowed' : 'Not Found',
+    message: `no webhook at ${req.method ?? ''} ${path}; POST an AdmissionReview to one of ${ENTRY_PATHS.join(', ')}`,
+  });
+  const headers: Record<string, string | number> = { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(payload) };
+  if (wrongMethod) headers.allow = 'POST';
+  res.writeHead(wrongMethod ? 405 : 404, headers);
+  res.end(payload);
+  // Whatever body came with it is not wanted; reading it keeps the connection usable.
+  req.resume();
+}
+
+/** Why the Content-Type is not JSON in UTF-8, or undefined if it is. */
+function checkMediaType(header: string | undefined): string | undefined {
+  if (header !== undefined) {
+    const semicolon = header.indexOf(';');
+    const type = (semicolon === -1 ? header : header.slice(0, semicolon)).trim().toLowerCase();
+    if (type === 'application/json') {
+      if (semicolon === -1) return undefined;
+      const charset = /(?:^|;)\s*charset\s*=\s*"?([^";\s]+)/i.exec(header.slice(semicolon))?.[1]?.toLowerCase();
+      if (charset === undefined || charset === 'utf-8' || charset === 'utf8') return undefined;
+      return `Content-Type ${JSON.stringify(header)} is not supported: send the AdmissionReview as application/json in UTF-8`;
+    }
+  }
+  return `Content-Type ${JSON.stringify(header ?? '(none)')} is not supported: send the AdmissionReview as application/json`;
+}
+
+function formatBytes(bytes: number): string {
+  return bytes % MIB === 0 ? `${bytes / MIB} MiB` : `${bytes} byte`;
+}
+
+function statusTitle(status: number): string {
+  switch (status) {
+    case 400:
+      return 'Bad Request';
+    case 413:
+      return 'Payload Too Large';
+    case 415:
+      return 'Unsupported Media Type';
+    default:
+      return 'Client Error';
+  }
+}
+
+function uidOf(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const request = (body as { request?: unknown }).request;
+  if (typeof request !== 'object' || request === null) return undefined;
+  const uid = (request as { uid?: unknown }).uid;
+  return typeof uid === 'string' ? uid : undefined;
+}
+
+function internalErrorReview(uid: string): object {
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    response: {
+      uid,
+      allowed: false,
+      status: {
+        code: 500,
+        reason: 'InternalError',
+        message: `dfs-injector hit an internal error and left this pod unchanged; the webhook log has the details (request uid ${uid})`,
+      },
+    },
+  };
+}
