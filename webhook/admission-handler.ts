@@ -84,7 +84,11 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
   function reject(x: Exchange, status: number, reason: string, message: string): void {
     // An HTTP/1.1 client that sent a body we did not read in full cannot send its next request on
     // this connection; HTTP/2 ends just this stream and has no Connection header.
-    if (x.req.httpVersionMajor === 1 && !x.req.complete) x.res.setHeader('connection', 'close');
+    if (!x.req.complete) {
+      if (x.req.httpVersionMajor === 1) x.res.setHeader('connection', 'close');
+      // Whatever else the client sends is read and dropped, so HTTP/2 flow control stays open.
+      else x.req.resume();
+    }
     const payload = JSON.stringify({ error: statusTitle(status), message });
     finish(x, status, payload, { status, role: 'unknown', outcome: 'bad-request', reason, decision: undefined, message });
   }
@@ -181,8 +185,6 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
         done = true;
         req.off('data', onData);
         reject(x, 413, 'body-too-large', `request body is larger than the ${formatBytes(bodyLimit)} limit`);
-        // Whatever else the client sends is read and dropped, so HTTP/2 flow control stays open.
-        req.resume();
         return;
       }
       chunks.push(chunk);
