@@ -5,33 +5,27 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { LABEL_INJECTION } from '../../lib/names.js';
-import { KUSTOMIZE_HINT, findKustomize, render } from '../manifests/kustomize.js';
+import { render } from '../manifests/kustomize.js';
 import { needs } from '../support/prereq.js';
 import { createSecretDir, type SecretDir } from '../support/secret-dir.js';
-import { KubeApiError, findControlPlaneBinaries, startControlPlane, waitFor, type ControlPlane, type KubeObject } from './harness.js';
+import { KubeApiError, startControlPlane, waitFor, type ControlPlane, type KubeObject } from './harness.js';
 import { createPki, type CertPaths, type Pki } from './pki.js';
 import { sonarr, statusOf } from './pods.js';
 import {
-  BUILT_CLI_HINT,
   WebhookProcess,
-  builtCliAvailable,
   pointAtLoopback,
   renderBase,
   servedCertificate,
   serveSupports,
   type RenderedBase,
   type WebhookEntry,
+  webhookSuitePrerequisites,
 } from './webhook-process.js';
 
 // Issue 7, scenarios 8 and 9: certificates under load and the in-cluster bootstrap, with the
 // webhook run from the built CLI against a real API server.
 
-const binaries = findControlPlaneBinaries();
-const kustomize = findKustomize();
-const available =
-  needs('a loopback Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)', binaries.available, binaries.hint) &&
-  needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT) &&
-  needs('the built CLI (dist/cli.js)', builtCliAvailable(), BUILT_CLI_HINT);
+const { available, kustomize } = webhookSuitePrerequisites();
 
 const MWC = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration' } as const;
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;

@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { find, render } from '../manifests/kustomize.js';
+import { KUSTOMIZE_HINT, find, findKustomize, render } from '../manifests/kustomize.js';
+import { needs } from '../support/prereq.js';
+import { findControlPlaneBinaries } from './binaries.js';
 import { waitFor, type KubeObject } from './kube-client.js';
 import { parsePrometheusText, sumSamples, type MetricSample } from './metrics.js';
 import { startProcess, type ManagedProcess } from './process.js';
@@ -26,6 +28,20 @@ export function builtCliAvailable(): boolean {
 }
 
 /** True when the built CLI's `serve --help` lists `flag`: features land in pieces. */
+/**
+ * What the webhook e2e suites need: a loopback control plane, kustomize and the built CLI. The first
+ * one missing is reported by needs(), loudly, and fails the run under DFS_TEST_STRICT=1.
+ */
+export function webhookSuitePrerequisites(): { available: boolean; kustomize: string | undefined } {
+  const binaries = findControlPlaneBinaries();
+  const kustomize = findKustomize();
+  const available =
+    needs('a loopback Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)', binaries.available, binaries.hint) &&
+    needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT) &&
+    needs('the built CLI (dist/cli.js)', builtCliAvailable(), BUILT_CLI_HINT);
+  return { available, kustomize };
+}
+
 export function serveSupports(flag: string): boolean {
   if (!builtCliAvailable()) return false;
   const help = spawnSync(process.execPath, [BUILT_CLI, 'serve', '--help'], { encoding: 'utf8', timeout: 30_000 });

@@ -6,11 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configHash, parseConfigText, type Config } from '../../lib/config.js';
 import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from '../../lib/names.js';
 import { VERSION } from '../../lib/version.js';
-import { KUSTOMIZE_HINT, findKustomize } from '../manifests/kustomize.js';
-import { needs } from '../support/prereq.js';
 import {
   KubeApiError,
-  findControlPlaneBinaries,
   startControlPlane,
   sumSamples,
   waitFor,
@@ -21,13 +18,12 @@ import {
 import { ms, quantile, sampleDelta, summarizeHistogram } from './latency.js';
 import { container, decypharr, mountsAt, sonarr, statusOf, untouched, volumesNamed, type Pod } from './pods.js';
 import {
-  BUILT_CLI_HINT,
   WebhookProcess,
-  builtCliAvailable,
   generateLoopbackCertificates,
   pointAtLoopback,
   renderBase,
   type RenderedBase,
+  webhookSuitePrerequisites,
 } from './webhook-process.js';
 
 // Issue 7, parts 2-4: the webhook built from the CLI, registered from manifests/base, against a
@@ -36,12 +32,7 @@ import {
 //
 // Rendering and applying every manifest (scenario 1) is test/manifests/manifests.e2e.test.ts.
 
-const binaries = findControlPlaneBinaries();
-const kustomize = findKustomize();
-const available =
-  needs('a loopback Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)', binaries.available, binaries.hint) &&
-  needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT) &&
-  needs('the built CLI (dist/cli.js)', builtCliAvailable(), BUILT_CLI_HINT);
+const { available, kustomize } = webhookSuitePrerequisites();
 
 const WEBHOOK_METRIC = 'apiserver_admission_webhook_admission_duration_seconds';
 const ENABLED = { [LABEL_INJECTION]: 'enabled' };
