@@ -228,12 +228,18 @@ run_bounded() {
   return "$status"
 }
 
-# Sleeps in the background so a SIGTERM trap runs at once instead of after the sleep.
+# Sleeps in the background so a SIGTERM trap runs at once instead of after the sleep, one second
+# at a time: a signal that lands between `sleep &` and `wait` is not always noticed by BusyBox ash
+# until the wait ends (seen in 1 of 12 test runs with a 30 s interval), and a slice bounds that.
 pause() {
-  sleep "$1" &
-  sleep_pid=$!
-  wait "$sleep_pid"
-  sleep_pid=
+  remaining=$1
+  while [ "$remaining" -gt 0 ]; do
+    sleep 1 &
+    sleep_pid=$!
+    wait "$sleep_pid"
+    sleep_pid=
+    remaining=$((remaining - 1))
+  done
 }
 
 # ---- the mount -------------------------------------------------------------------------------
