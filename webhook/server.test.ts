@@ -341,11 +341,13 @@ describe('idle connections', () => {
   });
 
   it.each(['h2', 'http/1.1'] as const)('closes a %s connection that has been idle for the idle timeout', async (protocol) => {
+    // Timed from before the connection opens: the server's clock starts at accept, before the
+    // handshake, and a slow handshake must not make the connection look closed early.
+    const opened = Date.now();
     const socket = tls.connect({ host: '127.0.0.1', port: own.port, ca, ALPNProtocols: [protocol] });
     await once(socket, 'secureConnect');
     // Read (and drop) the server's HTTP/2 SETTINGS, or the end of the stream is never seen.
     socket.resume();
-    const opened = Date.now();
     await once(socket, 'close');
     expect(Date.now() - opened).toBeGreaterThanOrEqual(250);
   });
