@@ -84,11 +84,10 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
   function reject(x: Exchange, status: number, reason: string, message: string): void {
     // An HTTP/1.1 client that sent a body we did not read in full cannot send its next request on
     // this connection; HTTP/2 ends just this stream and has no Connection header.
-    if (!x.req.complete) {
-      if (x.req.httpVersionMajor === 1) x.res.setHeader('connection', 'close');
-      // Whatever else the client sends is read and dropped, so HTTP/2 flow control stays open.
-      else x.req.resume();
-    }
+    // The rest of a body answered before it was read is read and dropped: an HTTP/1.1 client can
+    // then read the answer and go on (closing instead can reset the connection under a client
+    // still sending, and lose the answer), and HTTP/2 flow control stays open.
+    if (!x.req.complete) x.req.resume();
     const payload = JSON.stringify({ error: statusTitle(status), message });
     finish(x, status, payload, { status, role: 'unknown', outcome: 'bad-request', reason, decision: undefined, message });
   }
