@@ -25,7 +25,7 @@ export interface ServeOptions {
   readonly gracePeriodMs?: number;
   /** Default "info". */
   readonly logLevel?: string;
-  /** A logger to use instead of an async pino on stdout (tests capture output this way). */
+  /** A logger to use instead of pino on stdout (tests capture output this way). */
   readonly logger?: FastifyBaseLogger;
   /** Where SIGTERM and SIGINT come from; false installs no handlers. Default: the process. */
   readonly signals?: SignalSource | false;
@@ -201,7 +201,6 @@ export function createLogger(level: string): FastifyBaseLogger {
 }
 
 async function listen(server: WebhookServer, which: 'admission' | 'probes', port: number, host: string): Promise<number> {
-  const app = which === 'admission' ? server.admission : server.probes;
   try {
     if (which === 'admission') await server.admission.listen({ port, host });
     else await server.probes.listen({ port, host, listenTextResolver: () => 'probes server listening' });
@@ -212,7 +211,8 @@ async function listen(server: WebhookServer, which: 'admission' | 'probes', port
     const reason = code === 'EADDRINUSE' ? 'the address is already in use' : code === 'EACCES' ? 'permission denied' : errorMessage(error);
     throw new ServeError(`cannot listen on ${host}:${port} (${flag}): ${reason}`);
   }
-  return (app.server.address() as AddressInfo).port;
+  const bound = which === 'admission' ? server.admission.server : server.probes.server;
+  return (bound.address() as AddressInfo).port;
 }
 
 function rethrowAsServeError(error: unknown): never {
