@@ -6,6 +6,7 @@ import sjson from 'secure-json-parse';
 import type { Decision, ReviewResult } from '../lib/admission.js';
 import type { Config } from '../lib/config.js';
 import { ENTRY_PATHS, entryForPath, type EntryContext } from '../lib/entry.js';
+import { isRecord } from '../lib/k8s.js';
 import { errorMessage } from './files.js';
 import type { WebhookMetrics } from './metrics.js';
 
@@ -50,11 +51,13 @@ interface Outcome {
  *
  * Not a Fastify route: Fastify alone, answering a constant, measured 0.90 × a bare node:http2
  * server, most of the 15 % the performance target leaves for the whole webhook; this listener and
- * batched log writes took 4–21 % off the CPU per request (docs/benchmarks.md). What Fastify did for this endpoint
- * (routing four fixed paths, the content-type check, the body limit, safe JSON parsing) is here.
+ * batched log writes took 4–21 % off the CPU per request (docs/benchmarks.md). What Fastify did
+ * for this endpoint (routing four fixed paths, the content-type check, the body limit, safe JSON
+ * parsing) is here.
  */
 export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: AdmissionRequest, res: AdmissionResponse) => void {
   const { getConfig, review, logger, metrics, bodyLimit } = options;
+  const tooLarge = `request body is larger than the ${formatBytes(bodyLimit)} limit`;
 
   function finish(x: Exchange, status: number, payload: string, outcome: Outcome): void {
     x.res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(payload) });
@@ -82,8 +85,6 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
   }
 
   function reject(x: Exchange, status: number, reason: string, message: string): void {
-    // An HTTP/1.1 client that sent a body we did not read in full cannot send its next request on
-    // this connection; HTTP/2 ends just this stream and has no Connection header.
     // The rest of a body answered before it was read is read and dropped: an HTTP/1.1 client can
     // then read the answer and go on (closing instead can reset the connection under a client
     // still sending, and lose the answer), and HTTP/2 flow control stays open.
@@ -171,7 +172,7 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
     const declared = req.headers['content-length'];
     const declaredLength = declared === undefined ? undefined : Number(declared);
     if (declaredLength !== undefined && declaredLength > bodyLimit) {
-      reject(x, 413, 'body-too-large', `request body is larger than the ${formatBytes(bodyLimit)} limit`);
+      reject(x, 413, 'body-too-large', tooLarge);
       return;
     }
 
@@ -183,7 +184,7 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
       if (received > bodyLimit) {
         done = true;
         req.off('data', onData);
-        reject(x, 413, 'body-too-large', `request body is larger than the ${formatBytes(bodyLimit)} limit`);
+        reject(x, 413, 'body-too-large', tooLarge);
         return;
       }
       chunks.push(chunk);
@@ -255,10 +256,8 @@ function statusTitle(status: number): string {
 }
 
 function uidOf(body: unknown): string | undefined {
-  if (typeof body !== 'object' || body === null) return undefined;
-  const request = (body as { request?: unknown }).request;
-  if (typeof request !== 'object' || request === null) return undefined;
-  const uid = (request as { uid?: unknown }).uid;
+  if (!isRecord(body) || !isRecord(body.request)) return undefined;
+  const uid = body.request.uid;
   return typeof uid === 'string' ? uid : undefined;
 }
 
