@@ -100,7 +100,7 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
         reject(x, 400, 'empty-body', 'request body is empty; expected an AdmissionReview');
         return;
       }
-      body = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'ignore' });
+      body = mayHaveProtoKey(text) ? sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'ignore' }) : JSON.parse(text);
     } catch (error) {
       // secure-json-parse throws a SyntaxError of its own for a parsed "__proto__" key.
       const poisoned = error instanceof Error && error.message === PROTO_POISONING;
@@ -236,6 +236,16 @@ function checkMediaType(header: string | undefined): string | undefined {
     }
   }
   return `Content-Type ${JSON.stringify(header ?? '(none)')} is not supported: send the AdmissionReview as application/json`;
+}
+
+/**
+ * Whether the JSON text could have a key that decodes to "__proto__". A key spells it out or uses
+ * a \u escape, so a body with neither needs no further look. secure-json-parse runs a regex over
+ * the whole body for every spelling; on the 3.5 KB Sonarr review that cost 3 µs a request, two
+ * substring searches 0.06 µs.
+ */
+function mayHaveProtoKey(text: string): boolean {
+  return text.includes('__proto__') || text.includes('\\u');
 }
 
 function formatBytes(bytes: number): string {

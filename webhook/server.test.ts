@@ -176,6 +176,21 @@ describe('admission over real TLS', () => {
     expect(metric.values.find((v) => v.labels.reason === 'prototype-poisoning')?.value).toBe(1);
   });
 
+  it('refuses a "__proto__" key spelt with \\u escapes, and still parses other escapes', async () => {
+    const review = JSON.stringify(admissionReviewFor(loadPod('sonarr')));
+    const escaped = review.replace('{"apiVersion"', '{"\\u005f_proto\\u005F_":{"polluted":true},"apiVersion"');
+    const refused = await post(app.port, '/mutate', escaped, { ca });
+    expect(refused.status).toBe(400);
+    expect(refused.json().message).toBe('request body has a "__proto__" key, which is refused');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+
+    // Go's encoder writes <, > and & as \u003c, \u003e and \u0026: such a body is answered.
+    const harmless = review.replace('"namespace":', '"note":"a \\u003c b","namespace":');
+    const answered = await post(app.port, '/mutate', harmless, { ca });
+    expect(answered.status).toBe(200);
+    expect(answered.json().response.allowed).toBe(true);
+  });
+
   it('answers 413 over HTTP/1.1 from Content-Length alone, before the body is read', async () => {
     const pod = loadPod('sonarr');
     pod.metadata.annotations = { padding: 'x'.repeat(7 * 1024 * 1024) };
