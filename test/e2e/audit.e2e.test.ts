@@ -11,7 +11,8 @@ import { defaultConfig } from '../../lib/config.js';
 import { buildServer, type WebhookServer } from '../../webhook/server.js';
 import { captureIo } from '../support/cli-io.js';
 import { needs } from '../support/prereq.js';
-import { findControlPlaneBinaries, startControlPlane, waitFor, type ControlPlane, type KubeObject } from './harness.js';
+import { findControlPlaneBinaries, waitFor, type KubeObject } from './harness.js';
+import { useControlPlane } from './use-control-plane.js';
 
 const binaries = findControlPlaneBinaries();
 const available = needs('a loopback Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)', binaries.available, binaries.hint);
@@ -37,16 +38,11 @@ function pod(name: string, namespace: string, labels: Record<string, string>, ex
 }
 
 describe.skipIf(!available)('audit and explain against a real API server', () => {
-  let cp: ControlPlane | undefined;
+  const plane = useControlPlane();
   let webhook: WebhookServer | undefined;
 
-  function plane(): ControlPlane {
-    if (cp === undefined) throw new Error('control plane not started');
-    return cp;
-  }
-
   beforeAll(async () => {
-    cp = await startControlPlane();
+    const cp = plane();
     const cert = await cp.pki.issue({ name: 'dfs-injector', commonName: 'dfs-injector', ipAddresses: ['127.0.0.1'], usage: 'server' });
     webhook = buildServer({ getConfig: () => defaultConfig, tls: { cert: await readFile(cert.cert, 'utf8'), key: await readFile(cert.key, 'utf8') }, logger: false });
     await webhook.admission.listen({ port: 0, host: '127.0.0.1' });
@@ -79,7 +75,6 @@ describe.skipIf(!available)('audit and explain against a real API server', () =>
 
   afterAll(async () => {
     await webhook?.close();
-    await cp?.stop();
   }, 60_000);
 
   it('reports the pods made by hand and nothing about the injected ones, reading page by page', async () => {

@@ -2,9 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { needs } from '../support/prereq.js';
-import { findControlPlaneBinaries, startControlPlane, sumSamples, waitFor, type ControlPlane, type KubeObject } from './harness.js';
+import { findControlPlaneBinaries, sumSamples, waitFor, type KubeObject } from './harness.js';
+import { useControlPlane } from './use-control-plane.js';
 
 const binaries = findControlPlaneBinaries();
 const available = needs('a loopback Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)', binaries.available, binaries.hint);
@@ -15,22 +16,13 @@ interface Pod extends KubeObject {
 }
 
 describe.skipIf(!available)('loopback control plane', () => {
-  let cp: ControlPlane | undefined;
+  const plane = useControlPlane({}, 150_000);
   const ns = 'e2e-smoke';
 
-  beforeAll(async () => {
-    cp = await startControlPlane();
+  beforeAll(() => {
+    const cp = plane();
     process.stderr.write(`control plane ${cp.versions.kubernetes} ready in ${cp.startupMs} ms at ${cp.server}\n`);
-  }, 150_000);
-
-  afterAll(async () => {
-    await cp?.stop();
-  }, 60_000);
-
-  function plane(): ControlPlane {
-    if (cp === undefined) throw new Error('control plane not started');
-    return cp;
-  }
+  });
 
   it('serves the pinned Kubernetes version', async () => {
     const version = (await plane().client.call({ path: '/version' })).json<{ gitVersion: string }>();

@@ -8,9 +8,10 @@ import { LABEL_INJECTION } from '../../lib/names.js';
 import { render } from '../manifests/kustomize.js';
 import { needs } from '../support/prereq.js';
 import { createSecretDir, type SecretDir } from '../support/secret-dir.js';
-import { KubeApiError, startControlPlane, waitFor, type ControlPlane, type KubeObject } from './harness.js';
+import { KubeApiError, waitFor, type ControlPlane, type KubeObject } from './harness.js';
 import { createPki, type CertPaths, type Pki } from './pki.js';
 import { sonarr, statusOf } from './pods.js';
+import { useControlPlane } from './use-control-plane.js';
 import {
   WebhookProcess,
   pointAtLoopback,
@@ -89,22 +90,12 @@ class CreateLoop {
 }
 
 describe.skipIf(!available)('webhook certificates on a real API server', () => {
-  let cp: ControlPlane | undefined;
+  const plane = useControlPlane();
   let base: RenderedBase;
 
-  beforeAll(async () => {
-    cp = await startControlPlane();
+  beforeAll(() => {
     base = renderBase(kustomize!);
-  }, 180_000);
-
-  afterAll(async () => {
-    await cp?.stop();
-  }, 60_000);
-
-  function plane(): ControlPlane {
-    if (cp === undefined) throw new Error('control plane not started');
-    return cp;
-  }
+  });
 
   describe('rotation under load: the serving files are a Kubernetes-style ..data symlink directory', () => {
     const namespace = 'e2e-rotation';
@@ -155,7 +146,7 @@ describe.skipIf(!available)('webhook certificates on a real API server', () => {
       await webhook?.stop();
       await secret?.remove();
       // The bootstrap scenario registers the shipped configuration under the same name.
-      await cp?.client.delete(MWC.apiVersion, MWC.kind, 'dfs-injector');
+      await plane().client.delete(MWC.apiVersion, MWC.kind, 'dfs-injector');
     }, 60_000);
 
     it('serves a new leaf of the same CA, then a leaf of a new CA, without a restart and without one failed admission', async () => {

@@ -8,15 +8,14 @@ import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_
 import { VERSION } from '../../lib/version.js';
 import {
   KubeApiError,
-  startControlPlane,
   sumSamples,
   waitFor,
-  type ControlPlane,
   type KubeObject,
   type MetricSample,
 } from './harness.js';
 import { ms, quantile, sampleDelta, summarizeHistogram } from './latency.js';
 import { container, decypharr, mountsAt, sonarr, statusOf, untouched, volumesNamed, type Pod } from './pods.js';
+import { useControlPlane } from './use-control-plane.js';
 import {
   WebhookProcess,
   generateLoopbackCertificates,
@@ -49,14 +48,14 @@ const NS = {
 } as const;
 
 describe.skipIf(!available)('dfs-injector serve on a real API server', () => {
-  let cp: ControlPlane | undefined;
+  const plane = useControlPlane();
   let webhook: WebhookProcess | undefined;
   let base: RenderedBase;
   let config: Config;
   let entryNames: string[];
 
   beforeAll(async () => {
-    cp = await startControlPlane();
+    const cp = plane();
     base = renderBase(kustomize!);
     config = parseConfigText(base.configYaml, 'manifests/base/config.yaml');
     entryNames = base.webhookConfiguration.webhooks.map((w) => w.name);
@@ -75,13 +74,7 @@ describe.skipIf(!available)('dfs-injector serve on a real API server', () => {
 
   afterAll(async () => {
     await webhook?.stop();
-    await cp?.stop();
   }, 60_000);
-
-  function plane(): ControlPlane {
-    if (cp === undefined) throw new Error('control plane not started');
-    return cp;
-  }
 
   function hook(): WebhookProcess {
     if (webhook === undefined) throw new Error('webhook not started');

@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../lib/config.js';
 import { injectDocument } from '../../lib/inject.js';
-import { findControlPlaneBinaries, KubeApiError, startControlPlane, type ControlPlane } from '../e2e/harness.js';
+import { findControlPlaneBinaries, KubeApiError } from '../e2e/harness.js';
+import { useControlPlane } from '../e2e/use-control-plane.js';
 import { needs } from '../support/prereq.js';
 import { KUSTOMIZE_HINT, find, findKustomize, render, type KubeObject } from './kustomize.js';
 
@@ -17,21 +18,8 @@ const available =
   needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT);
 
 describe.skipIf(!available)('rendered manifests on a real API server', () => {
-  let cp: ControlPlane | undefined;
-
-  beforeAll(async () => {
-    // No controller manager: nothing here should run, only be admitted.
-    cp = await startControlPlane({ controllerManager: false });
-  }, 180_000);
-
-  afterAll(async () => {
-    await cp?.stop();
-  }, 60_000);
-
-  const plane = (): ControlPlane => {
-    if (cp === undefined) throw new Error('control plane not started');
-    return cp;
-  };
+  // No controller manager: nothing here should run, only be admitted.
+  const plane = useControlPlane({ controllerManager: false });
 
   /** Server-side apply with strict field validation; returns the API server's warnings. */
   async function apply(object: KubeObject): Promise<string[]> {
