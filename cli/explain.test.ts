@@ -172,10 +172,10 @@ describe('explain on workloads and streams', () => {
 
 describe('explain usage', () => {
   it.each([
-    [[], 'give either a pod as NAMESPACE/NAME or manifests with -f'],
-    [['a/b', '-f', 'x'], 'give either a pod as NAMESPACE/NAME or manifests with -f'],
-    [['a/b/c'], '"a/b/c" is not a pod: write NAMESPACE/NAME'],
-    [['a/b', 'c/d'], 'explain takes one pod, got 2'],
+    [[], 'give either a pod or workload (NAMESPACE/NAME, KIND/NAME) or manifests with -f'],
+    [['a/b', '-f', 'x'], 'give either a pod or workload (NAMESPACE/NAME, KIND/NAME) or manifests with -f'],
+    [['a/b/c'], '"b" in "a/b/c" is not a kind explain reads'],
+    [['a/b', 'c/d'], 'explain takes one pod or workload, got 2'],
     [['--all', 'a/b'], '--all applies to -f'],
     [['-f', '-', '--namespace-labels', 'oops'], '--namespace-labels "oops" is not key=value (write labels as k=v,k2=v2)'],
     [['-f', '-', '-o', 'yaml'], '--output "yaml" must be "text" or "json"'],
@@ -198,6 +198,14 @@ describe('explain against an API server', () => {
     pod.metadata.managedFields = [{ manager: 'kube-controller-manager', operation: 'Update' }];
     pod.status = { phase: 'Pending' };
     fake.put('/api/v1/namespaces/media/pods/sonarr-0', pod as KubeObject);
+    const [radarr] = parseAllDocuments(deployment).map((d) => d.toJS() as KubeObject);
+    fake.put('/apis/apps/v1/namespaces/media/deployments/radarr', { ...radarr!, status: { replicas: 1 } });
+    fake.put('/apis/batch/v1/namespaces/media/cronjobs/scan', {
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: 'scan', namespace: 'media' },
+      spec: { schedule: '0 3 * * *', jobTemplate: { spec: { template: { metadata: { labels: { 'dfs-injector.io/role': 'consumer' } }, spec: { restartPolicy: 'Never', containers: [{ name: 'scan', image: 'busybox:1.37' }] } } } } },
+    });
   });
 
   afterAll(async () => {
@@ -230,6 +238,33 @@ describe('explain against an API server', () => {
     const { code, err } = await explain(['media/nope'], undefined, factory);
     expect(code).toBe(3);
     expect(err).toBe('error: pod media/nope not found\n');
+  });
+
+  it('reads a workload as KIND/NAME with -n and explains its pod template', async () => {
+    const { code, out, err } = await explain(['deploy/radarr', '-n', 'media'], undefined, factory);
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(out.startsWith('Deployment media/radarr (pod template)\n')).toBe(true);
+    expect(out).toContain('labels (from the cluster): dfs-injector.io/injection=enabled');
+    expect(out).toContain('--- deployment media/radarr (as written)');
+    expect(out).toMatch(/^\+ {8}- name: dfs-injector-dfs$/m);
+    // The status follows the template, inside the diff's context: it is left out, as the webhook never sees it.
+    expect(out).not.toMatch(/^ status:/m);
+    expect(out).toContain('Result: INJECTED by /mutate as a consumer');
+  });
+
+  it('reads a workload as NAMESPACE/KIND/NAME', async () => {
+    const { code, out } = await explain(['media/cronjobs/scan'], undefined, factory);
+    expect(code).toBe(0);
+    expect(out.startsWith('CronJob media/scan (pod template)\n')).toBe(true);
+    expect(out).toContain('Result: INJECTED by /mutate as a consumer');
+    expect(fake.requests.some((r) => r.method === 'GET' && r.path === '/apis/batch/v1/namespaces/media/cronjobs/scan')).toBe(true);
+  });
+
+  it('exits 3 for a workload that does not exist, naming its kind', async () => {
+    const { code, err } = await explain(['media/sts/nope'], undefined, factory);
+    expect(code).toBe(3);
+    expect(err).toBe('error: statefulset media/nope not found\n');
   });
 
   it('reads namespace labels for manifests from the cluster when a context is given', async () => {

@@ -10,6 +10,7 @@ import type { CliIo } from './io.js';
 import { main } from './main.js';
 import { choiceValue } from './values.js';
 import { ClusterError } from './cluster-error.js';
+import { parseTarget, type ExplainTarget } from './explain-target.js';
 import type { KubeClusterReader } from './kube-reader.js';
 import { LazyClusterReader } from './lazy-cluster-reader.js';
 
@@ -19,7 +20,10 @@ const DESCRIPTION = `Steps: the namespace labels against each webhook entry's na
 against its objectSelector, the role, Pod Security, the override annotations, the plan and its
 conflicts, the webhook's answer (warnings, auditAnnotations), and the change as a unified diff.
 
-A pod is read from the cluster with NAMESPACE/NAME (or NAME with -n), its namespace labels too.
+A pod is read from the cluster with NAMESPACE/NAME (or NAME with -n), a workload with KIND/NAME
+(-n for its namespace) or NAMESPACE/KIND/NAME, its namespace labels too; a workload is explained
+by its pod template. KIND is pod, deployment (deploy), statefulset (sts), daemonset (ds),
+replicaset (rs), replicationcontroller (rc), job or cronjob (cj).
 With -f, the first document is explained (--all: every document; workloads by their pod
 template); namespace labels come from --namespace-labels, from the cluster when --kubeconfig or
 --context is given, or else are assumed to be ${LABEL_INJECTION}=enabled, as the output says.
@@ -27,9 +31,9 @@ template); namespace labels come from --namespace-labels, from the cluster when 
 Exit status: 0 explained, 2 usage error, 3 an input could not be read.`;
 
 const OPTIONS = {
-  filename: { type: 'string', short: 'f', multiple: true, value: 'FILE|-', description: 'Explain manifests instead of a live pod; "-" is stdin' },
+  filename: { type: 'string', short: 'f', multiple: true, value: 'FILE|-', description: 'Explain manifests instead of a live object; "-" is stdin' },
   all: { type: 'boolean', description: 'With -f: every document, not only the first' },
-  namespace: { type: 'string', short: 'n', value: 'NS', description: 'Namespace of the pod, or of documents that name none', default: 'default' },
+  namespace: { type: 'string', short: 'n', value: 'NS', description: 'Namespace of the pod or workload, or of documents that name none', default: 'default' },
   'namespace-labels': { type: 'string', value: 'K=V,...', description: "The namespace's labels, instead of reading them from the cluster" },
   config: { type: 'string', value: 'FILE', description: "The webhook's config", default: 'embedded defaults' },
   kubeconfig: { type: 'string', value: 'FILE', description: 'Kubeconfig', default: 'KUBECONFIG, ~/.kube/config, then the in-cluster service account' },
@@ -41,7 +45,7 @@ type OptionName = keyof typeof OPTIONS;
 
 interface ExplainArgs {
   files: string[];
-  target: { namespace: string; name: string } | undefined;
+  target: ExplainTarget | undefined;
   all: boolean;
   namespace: string | undefined;
   namespaceLabels: Record<string, string> | undefined;
@@ -66,26 +70,19 @@ function explainArgs(parsed: ParsedArgs<OptionName>): ExplainArgs {
     output: choiceValue('--output', parsed.string('output') ?? 'text', ['text', 'json'] as const, 'explain'),
   };
   const positionals = parsed.positionals;
-  if (positionals.length > 1) throw new UsageError(`explain takes one pod, got ${positionals.length}: ${positionals.join(' ')}`, 'explain');
+  if (positionals.length > 1) throw new UsageError(`explain takes one pod or workload, got ${positionals.length}: ${positionals.join(' ')}`, 'explain');
   const target = positionals[0];
-  if ((target === undefined) === (files.length === 0)) throw new UsageError('give either a pod as NAMESPACE/NAME or manifests with -f, not both and not neither', 'explain');
+  if ((target === undefined) === (files.length === 0)) {
+    throw new UsageError('give either a pod or workload (NAMESPACE/NAME, KIND/NAME) or manifests with -f, not both and not neither', 'explain');
+  }
   if (args.all && files.length === 0) throw new UsageError('--all applies to -f', 'explain');
   if (target !== undefined) args.target = parseTarget(target, args.namespace);
   return args;
 }
 
-function parseTarget(target: string, namespace: string | undefined): { namespace: string; name: string } {
-  const parts = target.split('/');
-  const [ns, name] = parts.length === 2 ? parts : [namespace ?? 'default', parts[0]];
-  if (parts.length > 2 || ns === undefined || ns === '' || name === undefined || name === '') {
-    throw new UsageError(`"${target}" is not a pod: write NAMESPACE/NAME, or NAME with -n NAMESPACE (for workloads, use kubectl get … -o yaml | dfs-injector explain -f -)`, 'explain');
-  }
-  return { namespace: ns, name };
-}
-
 /** Strips what the API server adds after admission, so the diff shows what the webhook would see. */
-function asAdmitted(pod: Record<string, unknown>): Record<string, unknown> {
-  const { status: _status, ...rest } = pod;
+function asAdmitted(object: Record<string, unknown>): Record<string, unknown> {
+  const { status: _status, ...rest } = object;
   if (isRecord(rest.metadata)) {
     const { managedFields: _managed, ...meta } = rest.metadata;
     rest.metadata = meta;
@@ -100,7 +97,7 @@ function documentNamespaces(doc: unknown, fallback: string): string[] {
   return [typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : fallback];
 }
 
-type Reader = Pick<KubeClusterReader, 'readNamespace' | 'readPod'>;
+type Reader = Pick<KubeClusterReader, 'readNamespace' | 'readObject'>;
 
 /** Makes the cluster reader; tests pass one that talks to a fake API server. */
 export type ExplainReaderFactory = (args: { kubeconfig: string | undefined; context: string | undefined }) => Reader;
@@ -131,10 +128,11 @@ async function explain(args: ExplainArgs, io: CliIo, readerFactory: ExplainReade
   const reader = (): Reader => (cached ??= readerFactory({ kubeconfig: args.kubeconfig, context: args.context }));
   const inputs: { doc: unknown; source: string }[] = [];
   if (args.target !== undefined) {
-    const { namespace, name } = args.target;
-    const pod = await reader().readPod(namespace, name);
-    if (pod === undefined) throw new InputError(`pod ${namespace}/${name} not found`);
-    inputs.push({ doc: asAdmitted(pod), source: `pod ${namespace}/${name}` });
+    const { kind, namespace, name } = args.target;
+    const what = `${kind.toLowerCase()} ${namespace}/${name}`;
+    const object = await reader().readObject(args.target);
+    if (object === undefined) throw new InputError(`${what} not found`);
+    inputs.push({ doc: asAdmitted(object), source: what });
   } else {
     for (const file of await readManifests(args.files, io)) {
       for (const doc of args.all ? file.docs : file.docs.slice(0, 1)) inputs.push({ doc, source: file.source });
@@ -156,12 +154,13 @@ export function makeExplainCommand(readerFactory: ExplainReaderFactory = default
   return defineCommand({
     name: 'explain',
     summary: EXPLAIN_SUMMARY,
-    usage: 'explain (-f FILE|- | NAMESPACE/NAME) [options]',
+    usage: 'explain (-f FILE|- | NAMESPACE/NAME | [NAMESPACE/]KIND/NAME) [options]',
     description: DESCRIPTION,
     options: OPTIONS,
-    positionals: 'NAMESPACE/NAME',
+    positionals: 'NAMESPACE/NAME or [NAMESPACE/]KIND/NAME',
     examples: [
       'dfs-injector explain media/sonarr-7d9f8b6c5d-x2k4q',
+      'dfs-injector explain deploy/radarr -n media',
       `dfs-injector explain -f deploy/radarr.yaml --namespace-labels ${LABEL_INJECTION}=enabled`,
       'kubectl get deploy radarr -o yaml | dfs-injector explain -f - --context prod',
     ],

@@ -1,11 +1,12 @@
 // The ClusterReader of `audit` and the pod reader of `explain`, on @kubernetes/client-node 1.x.
 // Every list is read page by page (`limit` + `continue`), so a large cluster never arrives in one
 // response and memory holds at most one page of pods.
-import { ApiException, CoreV1Api, KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, AppsV1Api, BatchV1Api, CoreV1Api, KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import { isPodReady, MOUNTER, type ClusterReader, type InventoryNamespace, type InventoryPod, type MounterPod } from '../lib/audit/index.js';
 import type { PodSpec } from '../lib/k8s.js';
 
 import { ClusterError, DEFAULT_PAGE_SIZE, type KubeconfigOptions } from './cluster-error.js';
+import { CLUSTER_KINDS, type ClusterKind, type ExplainTarget } from './explain-target.js';
 
 export { ClusterError, DEFAULT_PAGE_SIZE, type KubeconfigOptions } from './cluster-error.js';
 
@@ -95,14 +96,31 @@ async function* paginate<T>(fetchPage: (token: string | undefined) => Promise<Pa
   } while (token !== undefined && token !== '');
 }
 
+type ObjectReader = (request: { namespace: string; name: string }) => Promise<object>;
+
 export class KubeClusterReader implements ClusterReader {
+  private readonly readers: Readonly<Record<ClusterKind, ObjectReader>>;
+
   constructor(
     private readonly api: CoreV1Api,
+    apps: AppsV1Api,
+    batch: BatchV1Api,
     private readonly pageSize: number = DEFAULT_PAGE_SIZE,
-  ) {}
+  ) {
+    this.readers = {
+      Pod: (r) => api.readNamespacedPod(r),
+      ReplicationController: (r) => api.readNamespacedReplicationController(r),
+      Deployment: (r) => apps.readNamespacedDeployment(r),
+      StatefulSet: (r) => apps.readNamespacedStatefulSet(r),
+      DaemonSet: (r) => apps.readNamespacedDaemonSet(r),
+      ReplicaSet: (r) => apps.readNamespacedReplicaSet(r),
+      Job: (r) => batch.readNamespacedJob(r),
+      CronJob: (r) => batch.readNamespacedCronJob(r),
+    };
+  }
 
   static fromKubeConfig(kc: KubeConfig, pageSize?: number): KubeClusterReader {
-    return new KubeClusterReader(kc.makeApiClient(CoreV1Api), pageSize);
+    return new KubeClusterReader(kc.makeApiClient(CoreV1Api), kc.makeApiClient(AppsV1Api), kc.makeApiClient(BatchV1Api), pageSize);
   }
 
   async *listNamespaces(): AsyncGenerator<InventoryNamespace> {
@@ -148,15 +166,16 @@ export class KubeClusterReader implements ClusterReader {
     return mounters;
   }
 
-  /** A pod as plain JSON (dates as strings), or undefined when it does not exist; for `explain`. */
-  async readPod(namespace: string, name: string): Promise<Record<string, unknown> | undefined> {
+  /** A pod or workload as plain JSON (dates as strings), or undefined when it does not exist; for `explain`. */
+  async readObject({ kind, namespace, name }: ExplainTarget): Promise<Record<string, unknown> | undefined> {
     try {
-      const pod = await this.api.readNamespacedPod({ namespace, name });
-      const plain = JSON.parse(JSON.stringify(pod)) as Record<string, unknown>;
-      return { apiVersion: 'v1', kind: 'Pod', ...plain };
+      const object = await this.readers[kind]({ namespace, name });
+      // client-node's models use the API's field names for these kinds; only dates need turning back into strings.
+      const plain = JSON.parse(JSON.stringify(object)) as Record<string, unknown>;
+      return { apiVersion: CLUSTER_KINDS[kind], kind, ...plain };
     } catch (error) {
       if (error instanceof ApiException && error.code === 404) return undefined;
-      throw describeApiError(error, `cannot read pod ${namespace}/${name}`);
+      throw describeApiError(error, `cannot read ${kind.toLowerCase()} ${namespace}/${name}`);
     }
   }
 }

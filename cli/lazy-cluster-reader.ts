@@ -1,5 +1,6 @@
 import type { ClusterReader, InventoryNamespace, InventoryPod, MounterPod } from '../lib/audit/index.js';
 import type { KubeconfigOptions } from './cluster-error.js';
+import type { ExplainTarget } from './explain-target.js';
 import type { KubeClusterReader } from './kube-reader.js';
 
 /**
@@ -37,7 +38,7 @@ export class LazyClusterReader implements ClusterReader {
     return (await this.load()).listMounterPods();
   }
 
-  async readPod(namespace: string, name: string): Promise<Record<string, unknown> | undefined> {
-    return (await this.load()).readPod(namespace, name);
+  async readObject(target: ExplainTarget): Promise<Record<string, unknown> | undefined> {
+    return (await this.load()).readObject(target);
   }
 }

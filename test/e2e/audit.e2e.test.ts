@@ -107,4 +107,36 @@ describe.skipIf(!available)('audit and explain against a real API server', () =>
     await explain(['legacy/tautulli-0', '--kubeconfig', plane().kubeconfigPath], legacy);
     expect(legacy.out()).toContain('→ no entry serves this namespace: the namespace is not opted in');
   }, 60_000);
+
+  it('explains a live Deployment and CronJob by their pod templates', async () => {
+    const { client, kubeconfigPath } = plane();
+    const template = { metadata: { labels: { app: 'radarr', 'dfs-injector.io/role': 'consumer' } }, spec: { containers: [{ name: 'radarr', image: 'registry.k8s.io/pause:3.10' }] } };
+    // No replicas and a schedule that is never due: only the templates matter, no pod changes the audit above.
+    await client.create({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'radarr', namespace: 'media' }, spec: { replicas: 0, selector: { matchLabels: { app: 'radarr' } }, template } });
+    await client.create({
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: 'scan', namespace: 'media' },
+      spec: { schedule: '0 0 31 2 *', suspend: true, jobTemplate: { spec: { template: { ...template, spec: { ...template.spec, restartPolicy: 'Never' } } } } },
+    });
+
+    const deploy = captureIo();
+    expect(await explain(['deploy/radarr', '-n', 'media', '--kubeconfig', kubeconfigPath], deploy)).toBe(0);
+    expect(deploy.err()).toBe('');
+    expect(deploy.out().startsWith('Deployment media/radarr (pod template)\n')).toBe(true);
+    expect(deploy.out()).toContain('labels (from the cluster): dfs-injector.io/injection=enabled, kubernetes.io/metadata.name=media');
+    expect(deploy.out()).toContain('Result: INJECTED by /mutate as a consumer');
+    // The template as the API server stored it, defaults filled in; its status right after it is left out.
+    expect(deploy.out()).toContain('          terminationMessagePath: /dev/termination-log\n');
+    expect(deploy.out()).not.toMatch(/^ status:/m);
+
+    const cron = captureIo();
+    expect(await explain(['media/cronjob/scan', '--kubeconfig', kubeconfigPath], cron)).toBe(0);
+    expect(cron.out().startsWith('CronJob media/scan (pod template)\n')).toBe(true);
+    expect(cron.out()).toContain('Result: INJECTED by /mutate as a consumer');
+
+    const missing = captureIo();
+    expect(await explain(['media/sts/nope', '--kubeconfig', kubeconfigPath], missing)).toBe(3);
+    expect(missing.err()).toBe('error: statefulset media/nope not found\n');
+  }, 60_000);
 });
