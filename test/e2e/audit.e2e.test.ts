@@ -1,8 +1,9 @@
 // `dfs-injector audit` and `explain` against a real API server: pods created through the webhook
 // (the real server from webhook/, registered with the selectors from manifests/base) pass, and
 // pods written by hand are reported.
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { run as audit } from '../../cli/audit.js';
@@ -11,7 +12,8 @@ import { defaultConfig } from '../../lib/config.js';
 import { buildServer, type WebhookServer } from '../../webhook/server.js';
 import { captureIo } from '../support/cli-io.js';
 import { needs } from '../support/prereq.js';
-import { findControlPlaneBinaries, waitFor, type KubeObject } from './harness.js';
+import { findControlPlaneBinaries, KubeApiError, waitFor, type ControlPlane, type KubeObject } from './harness.js';
+import { KubeClient, type Credentials } from './kube-client.js';
 import { useControlPlane } from './use-control-plane.js';
 
 const binaries = findControlPlaneBinaries();
@@ -35,6 +37,29 @@ function pod(name: string, namespace: string, labels: Record<string, string>, ex
       ...(extra.hostPath === true ? { volumes: [{ name: 'dfs', hostPath: { path: '/mnt/decypharr-dfs', type: 'Directory' } }] } : {}),
     },
   };
+}
+
+/** A client certificate for `user` (no groups), signed by the CA the API server trusts for clients. */
+async function userCredentials(cp: ControlPlane, user: string): Promise<Credentials> {
+  const cert = await cp.pki.issue({ name: user, commonName: user, usage: 'client' });
+  const [certPem, keyPem] = await Promise.all([readFile(cert.cert, 'utf8'), readFile(cert.key, 'utf8')]);
+  return { server: cp.server, caPem: cp.pki.caPem, certPem, keyPem };
+}
+
+async function userKubeconfig(cp: ControlPlane, user: string): Promise<string> {
+  const { server, caPem, certPem, keyPem } = await userCredentials(cp, user);
+  const b64 = (text: string): string => Buffer.from(text).toString('base64');
+  const path = join(cp.dir, `${user}.kubeconfig`);
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'e2e', cluster: { server, 'certificate-authority-data': b64(caPem) } }],
+    users: [{ name: user, user: { 'client-certificate-data': b64(certPem), 'client-key-data': b64(keyPem) } }],
+    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user } }],
+    'current-context': 'e2e',
+  };
+  await writeFile(path, JSON.stringify(config), { mode: 0o600 });
+  return path;
 }
 
 describe.skipIf(!available)('audit and explain against a real API server', () => {
@@ -139,4 +164,56 @@ describe.skipIf(!available)('audit and explain against a real API server', () =>
     expect(await explain(['media/sts/nope', '--kubeconfig', kubeconfigPath], missing)).toBe(3);
     expect(missing.err()).toBe('error: statefulset media/nope not found\n');
   }, 60_000);
+
+  it('runs audit and explain as a user bound to manifests/auditor and nothing else', async () => {
+    const cp = plane();
+    const user = 'dfs-e2e-auditor';
+    const kubeconfig = await userKubeconfig(cp, user);
+    const auditAs = async (): Promise<{ code: number; out: string; err: string }> => {
+      const io = captureIo();
+      const code = await audit(['--kubeconfig', kubeconfig, '--config', CONFIG, '-o', 'json'], io);
+      return { code, out: io.out(), err: io.err() };
+    };
+
+    const denied = await auditAs();
+    expect(denied.code).toBe(3);
+    expect(denied.err).toMatch(/HTTP 403: .*"dfs-e2e-auditor" cannot list resource "namespaces"/);
+
+    await cp.client.apply(parse(await readFile(new URL('../../manifests/auditor/clusterrole.yaml', import.meta.url), 'utf8')) as KubeObject);
+    await cp.client.apply({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: user },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dfs-injector-auditor' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+    });
+    // The authorizer learns of new bindings through a watch, a moment after the write.
+    const allowed = await waitFor('audit to run as the auditor', async () => {
+      const result = await auditAs();
+      return result.code === 3 ? undefined : result;
+    });
+    expect(allowed.err).toBe('');
+    const findings = JSON.parse(allowed.out).findings.map((f: any) => `${f.rule} ${f.resource.namespace}/${f.resource.name}`);
+    expect(findings).toEqual(['DFS003 media/handmade-0', 'DFS010 legacy/tautulli-0']);
+
+    await cp.client.create({
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'plex', namespace: 'media' },
+      spec: {
+        replicas: 0,
+        serviceName: 'plex',
+        selector: { matchLabels: { app: 'plex' } },
+        template: { metadata: { labels: { app: 'plex', 'dfs-injector.io/role': 'consumer' } }, spec: { containers: [{ name: 'plex', image: 'registry.k8s.io/pause:3.10' }] } },
+      },
+    });
+    for (const target of ['media/sonarr-0', 'media/sts/plex']) {
+      const io = captureIo();
+      expect(await explain([target, '--kubeconfig', kubeconfig], io), `${target}: ${io.err()}`).toBe(0);
+    }
+    // Read-only: the role grants no write, so the auditor cannot create a pod.
+    const forbidden = await new KubeClient(await userCredentials(cp, user)).create(pod('intruder', 'media', {}), { dryRun: true }).catch((error: unknown) => error);
+    expect(forbidden).toBeInstanceOf(KubeApiError);
+    expect((forbidden as KubeApiError).status).toBe(403);
+  }, 90_000);
 });

@@ -20,7 +20,7 @@ const available = needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT);
 const NAMESPACE = 'dfs-system';
 const TLS_SECRET = 'dfs-injector-tls';
 const WEBHOOK = 'dfs-injector';
-const BUILDS = ['.', 'base', 'overlays/default', 'overlays/cert-manager', 'overlays/examples'] as const;
+const BUILDS = ['.', 'base', 'overlays/default', 'overlays/cert-manager', 'overlays/examples', 'auditor'] as const;
 const CLUSTER_SIDE = ['base', 'overlays/default', 'overlays/cert-manager'] as const;
 
 const build = (dir: string): KubeObject[] => render(kustomize!, dir);
@@ -280,6 +280,16 @@ describe.skipIf(!available)('rendered manifests', () => {
       const volume = deployment.spec.template.spec.volumes.find((v: any) => v.name === tls.name);
       expect(volume.emptyDir.medium).toBe('Memory');
       expect(deployment.spec.template.spec.automountServiceAccountToken).toBe(true);
+    });
+  });
+
+  describe('the auditor role (manifests/auditor)', () => {
+    it('is one ClusterRole that gets and lists, and never reaches Secrets', () => {
+      const objects = build('auditor');
+      expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['ClusterRole/dfs-injector-auditor']);
+      const rules = objects[0]!.rules as { resources: string[]; verbs: string[] }[];
+      expect([...new Set(rules.flatMap((r) => r.verbs))].sort()).toEqual(['get', 'list']);
+      expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
     });
   });
 
