@@ -36,11 +36,20 @@ describe('explain on fixtures', () => {
     expectGolden(out, new URL('consumer-opted-in.txt', GOLDEN));
   });
 
+  it('explains that a pod with role none is not sent, so it does not wait on the webhook', async () => {
+    const pod = loadPod('sonarr');
+    pod.metadata.labels['dfs-injector.io/role'] = 'none';
+    const { out } = await explain(['-f', '-', '--namespace-labels', OPTED_IN], pod);
+    expect(out).toContain('[no]   pods.dfs-injector.io: dfs-injector.io/role (the label is "none"); dfs-injector.io/role notin (none) (the label is "none")');
+    expect(out).toContain('→ dfs-injector.io/role=none: the pod opted out, so no entry selects it and the API server creates it without calling the webhook (even while the webhook is down)');
+    expect(out).toContain('Result: not sent to the webhook: the pod is created as written');
+  });
+
   it('explains why an unlabelled pod is not sent to the webhook', async () => {
     const pod = loadPod('sonarr');
     delete pod.metadata.labels['dfs-injector.io/role'];
     const { out } = await explain(['-f', '-', '--namespace-labels', OPTED_IN], pod);
-    expect(out).toContain('[no]   pods.dfs-injector.io: dfs-injector.io/role (the label is not set)');
+    expect(out).toContain('[no]   pods.dfs-injector.io: dfs-injector.io/role (the label is not set); dfs-injector.io/role notin (none) (the label is not set)');
     expect(out).toContain('→ no entry selects this pod, so the API server creates it without calling the webhook');
     expect(out).toContain('Result: not sent to the webhook: the pod is created as written');
     expect(out).not.toContain('Webhook response');

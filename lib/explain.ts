@@ -107,7 +107,11 @@ function objectStep(matches: readonly EntryMatch[], podLabels: Readonly<Record<s
     lines.push(`→ the API server calls ${entry.path} (${entry.name}) for this pod`);
     return { title: "Pod labels against the objectSelector", status: 'ok', lines };
   }
-  lines.push(`→ no entry selects this pod, so the API server creates it without calling the webhook; label it ${LABEL_ROLE}=consumer (or source), or label the namespace ${LABEL_DEFAULT_ROLE}=consumer`);
+  if (podLabels[LABEL_ROLE] === 'none') {
+    lines.push(`→ ${LABEL_ROLE}=none: the pod opted out, so no entry selects it and the API server creates it without calling the webhook (even while the webhook is down)`);
+  } else {
+    lines.push(`→ no entry selects this pod, so the API server creates it without calling the webhook; label it ${LABEL_ROLE}=consumer (or source), or label the namespace ${LABEL_DEFAULT_ROLE}=consumer`);
+  }
   return { title: 'Pod labels against the objectSelector', status: 'no', lines };
 }
 

@@ -38,6 +38,7 @@ export const OPT_IN_VALUE = 'enabled';
 export const ENFORCED_POD_SECURITY_LEVELS: readonly string[] = ['baseline', 'restricted'];
 
 const optedIn: LabelSelectorRequirement = { key: LABEL_INJECTION, operator: 'In', values: [OPT_IN_VALUE] };
+const optedOutExcluded: LabelSelectorRequirement = { key: LABEL_ROLE, operator: 'NotIn', values: ['none'] };
 const notExcluded: LabelSelectorRequirement = { key: LABEL_NAMESPACE_NAME, operator: 'NotIn', values: EXCLUDED_NAMESPACES };
 
 function entry(defaultRole: 'consumer' | undefined, podSecurityEnforced: boolean): WebhookEntry {
@@ -54,9 +55,11 @@ function entry(defaultRole: 'consumer' | undefined, podSecurityEnforced: boolean
     path: entryPath(context),
     context,
     namespaceSelector: { matchExpressions: expressions },
-    // A pod with a role label (any value, so a misspelt role is refused with a message) goes to
-    // the first kind of entry; a pod without one, in a namespace of consumers, to the second.
-    objectSelector: { matchExpressions: [{ key: LABEL_ROLE, operator: nsConsumer ? 'DoesNotExist' : 'Exists' }] },
+    // A pod with a role label goes to the first kind of entry: any value but "none", so that a
+    // misspelt role is refused with a message while a pod that opted out is never sent, and so
+    // is created even while the webhook is down. A pod without one, in a namespace of
+    // consumers, goes to the second.
+    objectSelector: { matchExpressions: nsConsumer ? [{ key: LABEL_ROLE, operator: 'DoesNotExist' }] : [{ key: LABEL_ROLE, operator: 'Exists' }, optedOutExcluded] },
     description: `${nsConsumer ? 'pods without a role label in a namespace labelled default-role=consumer' : 'pods with a role label'}${podSecurityEnforced ? ', where Pod Security enforces baseline or restricted' : ''}`,
   };
 }

@@ -176,11 +176,20 @@ describe.skipIf(!available)('dfs-injector serve on a real API server', () => {
     expect(lines).toEqual([]);
   }, 90_000);
 
-  it('calls the webhook for role: none, and the pod is stored untouched', async () => {
-    const before = await hook().admissions({ role: 'none', outcome: 'skipped' });
+  it('does not call the webhook for role: none, and the pod is stored untouched', async () => {
+    const [webhookBefore, apiserverBefore] = await Promise.all([hook().admissions(), apiserverCallsToUs()]);
     const { stored } = await create(sonarr('sonarr-none', NS.optIn, 'none'));
     expect(untouched(stored, config.hostPath)).toBe(true);
-    expect(await hook().admissions({ role: 'none', outcome: 'skipped' })).toBe(before + 1);
+    expect(await hook().admissions()).toBe(webhookBefore);
+    expect(await apiserverCallsToUs()).toBe(apiserverBefore);
+  }, 60_000);
+
+  it('refuses a misspelt role with a message that names the label and the roles there are', async () => {
+    const pod = sonarr('sonarr-misspelt', NS.optIn);
+    pod.metadata.labels![LABEL_ROLE] = 'consumr';
+    const error = await refusal(pod);
+    expect(error.message).toContain('admission webhook "pods.dfs-injector.io" denied the request');
+    expect(error.message).toContain(`label ${LABEL_ROLE}="consumr" is not a role: it must be one of source, consumer, none`);
   }, 60_000);
 
   it('injects unlabelled pods as consumers where the namespace says default-role: consumer, but not role: none', async () => {
@@ -247,7 +256,7 @@ describe.skipIf(!available)('dfs-injector serve on a real API server', () => {
     expect(byDefault.message).toContain('admission webhook "namespace-consumers-pod-security.dfs-injector.io" denied the request');
     expect(byDefault.message).toContain(LABEL_POD_SECURITY_ENFORCE);
 
-    // role: none is not refused: the denial is about injection, not about the namespace.
+    // role: none is not refused: it never reaches the webhook, and the denial is about injection.
     const { stored } = await create(sonarr('sonarr-none', NS.baseline, 'none'));
     expect(untouched(stored, config.hostPath)).toBe(true);
   }, 90_000);
@@ -416,12 +425,19 @@ describe.skipIf(!available)('dfs-injector serve on a real API server', () => {
     expect(Number.isFinite(ours.p99)).toBe(true);
   }, 180_000);
 
-  it('with the webhook down, refuses labelled pods in opted-in namespaces naming the webhook, and still admits unlabelled ones', async () => {
+  it('with the webhook down, refuses labelled pods in opted-in namespaces naming the webhook, and still admits unlabelled and role: none ones', async () => {
     await hook().stop();
     try {
       const error = await refusal(sonarr('sonarr-while-down', NS.optIn));
       expect(error.message).toContain('failed calling webhook "pods.dfs-injector.io"');
       expect(error.message).toContain(`127.0.0.1:${hook().port}`);
+      // A misspelt role is refused too (when the webhook is up, with a message that names it).
+      const misspelt = sonarr('misspelt-while-down', NS.optIn);
+      misspelt.metadata.labels![LABEL_ROLE] = 'consumr';
+      expect((await refusal(misspelt)).message).toContain('failed calling webhook "pods.dfs-injector.io"');
+
+      const { stored: optedOut } = await create(sonarr('none-while-down', NS.optIn, 'none'));
+      expect(untouched(optedOut, config.hostPath)).toBe(true);
 
       const { stored } = await create(sonarr('unlabelled-while-down', NS.optIn, null));
       expect(untouched(stored, config.hostPath)).toBe(true);

@@ -189,12 +189,21 @@ describe.skipIf(!available)('rendered manifests', () => {
         expect(byKey(LABEL_INJECTION)).toEqual({ key: LABEL_INJECTION, operator: 'In', values: ['enabled'] });
         expect(byKey('kubernetes.io/metadata.name')).toEqual({ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'dfs-system'] });
         expect(byKey(LABEL_POD_SECURITY_ENFORCE).values.sort()).toEqual(['baseline', 'restricted']);
-        expect(hook.objectSelector.matchExpressions).toEqual([{ key: LABEL_ROLE, operator: context.defaultRole === 'consumer' ? 'DoesNotExist' : 'Exists' }]);
+        expect(hook.objectSelector.matchExpressions).toEqual(
+          context.defaultRole === 'consumer'
+            ? [{ key: LABEL_ROLE, operator: 'DoesNotExist' }]
+            : [
+                { key: LABEL_ROLE, operator: 'Exists' },
+                { key: LABEL_ROLE, operator: 'NotIn', values: ['none'] },
+              ],
+        );
       }
     });
 
     // Every combination of the labels that matter: the API server must call at most one entry
-    // per pod (a pod patched twice would be a bug), and exactly the one whose path is right.
+    // per pod (a pod patched twice would be a bug), and exactly the one whose path is right. A
+    // misspelt role is sent (the webhook refuses it with a message); role none never is, so it
+    // does not depend on the webhook being up.
     it('send every pod to at most one entry, and to the one whose context matches its namespace', () => {
       const entries = hooks();
       const namespaces: Record<string, string>[] = [];
@@ -213,11 +222,11 @@ describe.skipIf(!available)('rendered manifests', () => {
       }
       let routed = 0;
       for (const ns of namespaces) {
-        for (const role of [undefined, 'source', 'consumer', 'none']) {
+        for (const role of [undefined, 'source', 'consumer', 'none', 'consumr']) {
           const pod: Record<string, string> = role === undefined ? { app: 'x' } : { app: 'x', [LABEL_ROLE]: role };
           const matched = entries.filter((h) => selectorMatches(h.namespaceSelector, ns) && selectorMatches(h.objectSelector, pod));
           const optedIn = ns[LABEL_INJECTION] === 'enabled' && !['kube-system', 'dfs-system'].includes(ns['kubernetes.io/metadata.name']!);
-          const wanted = optedIn && (role !== undefined || ns[LABEL_DEFAULT_ROLE] === 'consumer');
+          const wanted = optedIn && role !== 'none' && (role !== undefined || ns[LABEL_DEFAULT_ROLE] === 'consumer');
           const where = `namespace ${JSON.stringify(ns)}, pod role ${role}`;
           expect(matched.length, where).toBe(wanted ? 1 : 0);
           if (!wanted) continue;
