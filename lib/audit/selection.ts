@@ -60,7 +60,7 @@ function entry(defaultRole: 'consumer' | undefined, podSecurityEnforced: boolean
     // is created even while the webhook is down. A pod without one, in a namespace of
     // consumers, goes to the second.
     objectSelector: { matchExpressions: nsConsumer ? [{ key: LABEL_ROLE, operator: 'DoesNotExist' }] : [{ key: LABEL_ROLE, operator: 'Exists' }, optedOutExcluded] },
-    description: `${nsConsumer ? 'pods without a role label in a namespace labelled default-role=consumer' : 'pods with a role label'}${podSecurityEnforced ? ', where Pod Security enforces baseline or restricted' : ''}`,
+    description: `${nsConsumer ? 'pods without a role label in a namespace labelled default-role=consumer' : 'pods with a role label other than none'}${podSecurityEnforced ? ', where Pod Security enforces baseline or restricted' : ''}`,
   };
 }
 
