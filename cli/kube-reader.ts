@@ -1,4 +1,4 @@
-// The ClusterReader of `audit` and the pod reader of `explain`, on @kubernetes/client-node 1.x.
+// The ClusterReader of `audit` and the object reader of `explain`, on @kubernetes/client-node 1.x.
 // Every list is read page by page (`limit` + `continue`), so a large cluster never arrives in one
 // response and memory holds at most one page of pods.
 import { ApiException, AppsV1Api, BatchV1Api, CoreV1Api, KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';

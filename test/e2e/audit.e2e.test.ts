@@ -1,7 +1,7 @@
 // `dfs-injector audit` and `explain` against a real API server: pods created through the webhook
 // (the real server from webhook/, registered with the selectors from manifests/base) pass, and
 // pods written by hand are reported.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,8 +12,8 @@ import { defaultConfig } from '../../lib/config.js';
 import { buildServer, type WebhookServer } from '../../webhook/server.js';
 import { captureIo } from '../support/cli-io.js';
 import { needs } from '../support/prereq.js';
-import { findControlPlaneBinaries, KubeApiError, waitFor, type ControlPlane, type KubeObject } from './harness.js';
-import { KubeClient, type Credentials } from './kube-client.js';
+import { findControlPlaneBinaries, KubeApiError, KubeClient, waitFor, writeKubeconfig, type ControlPlane, type KubeObject } from './harness.js';
+import type { Credentials } from './kube-client.js';
 import { useControlPlane } from './use-control-plane.js';
 
 const binaries = findControlPlaneBinaries();
@@ -44,22 +44,6 @@ async function userCredentials(cp: ControlPlane, user: string): Promise<Credenti
   const cert = await cp.pki.issue({ name: user, commonName: user, usage: 'client' });
   const [certPem, keyPem] = await Promise.all([readFile(cert.cert, 'utf8'), readFile(cert.key, 'utf8')]);
   return { server: cp.server, caPem: cp.pki.caPem, certPem, keyPem };
-}
-
-async function userKubeconfig(cp: ControlPlane, user: string): Promise<string> {
-  const { server, caPem, certPem, keyPem } = await userCredentials(cp, user);
-  const b64 = (text: string): string => Buffer.from(text).toString('base64');
-  const path = join(cp.dir, `${user}.kubeconfig`);
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'e2e', cluster: { server, 'certificate-authority-data': b64(caPem) } }],
-    users: [{ name: user, user: { 'client-certificate-data': b64(certPem), 'client-key-data': b64(keyPem) } }],
-    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user } }],
-    'current-context': 'e2e',
-  };
-  await writeFile(path, JSON.stringify(config), { mode: 0o600 });
-  return path;
 }
 
 describe.skipIf(!available)('audit and explain against a real API server', () => {
@@ -168,7 +152,9 @@ describe.skipIf(!available)('audit and explain against a real API server', () =>
   it('runs audit and explain as a user bound to manifests/auditor and nothing else', async () => {
     const cp = plane();
     const user = 'dfs-e2e-auditor';
-    const kubeconfig = await userKubeconfig(cp, user);
+    const credentials = await userCredentials(cp, user);
+    const kubeconfig = join(cp.dir, `${user}.kubeconfig`);
+    await writeKubeconfig(kubeconfig, user, credentials);
     const auditAs = async (): Promise<{ code: number; out: string; err: string }> => {
       const io = captureIo();
       const code = await audit(['--kubeconfig', kubeconfig, '--config', CONFIG, '-o', 'json'], io);
@@ -212,7 +198,7 @@ describe.skipIf(!available)('audit and explain against a real API server', () =>
       expect(await explain([target, '--kubeconfig', kubeconfig], io), `${target}: ${io.err()}`).toBe(0);
     }
     // Read-only: the role grants no write, so the auditor cannot create a pod.
-    const forbidden = await new KubeClient(await userCredentials(cp, user)).create(pod('intruder', 'media', {}), { dryRun: true }).catch((error: unknown) => error);
+    const forbidden = await new KubeClient(credentials).create(pod('intruder', 'media', {}), { dryRun: true }).catch((error: unknown) => error);
     expect(forbidden).toBeInstanceOf(KubeApiError);
     expect((forbidden as KubeApiError).status).toBe(403);
   }, 90_000);

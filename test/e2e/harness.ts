@@ -134,6 +134,19 @@ function childEnv(): NodeJS.ProcessEnv {
   return { ...process.env, NO_PROXY: noProxy, no_proxy: noProxy };
 }
 
+/** A kubeconfig with one context: `user`'s client certificate against the loopback API server. */
+export async function writeKubeconfig(path: string, user: string, { server, caPem, certPem, keyPem }: Credentials): Promise<void> {
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'dfs-e2e', cluster: { server, 'certificate-authority-data': b64(caPem) } }],
+    users: [{ name: user, user: { 'client-certificate-data': b64(certPem), 'client-key-data': b64(keyPem) } }],
+    contexts: [{ name: 'dfs-e2e', context: { cluster: 'dfs-e2e', user, namespace: 'default' } }],
+    'current-context': 'dfs-e2e',
+  };
+  await writeFile(path, JSON.stringify(config, null, 2), { mode: 0o600 });
+}
+
 function b64(s: string): string {
   return Buffer.from(s, 'utf8').toString('base64');
 }
@@ -278,22 +291,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const [certPem, keyPem] = await Promise.all([readFile(admin.cert, 'utf8'), readFile(admin.key, 'utf8')]);
     const credentials: Credentials = { server, caPem: pki.caPem, certPem, keyPem };
     const kubeconfigPath = join(dir, 'admin.kubeconfig');
-    await writeFile(
-      kubeconfigPath,
-      JSON.stringify(
-        {
-          apiVersion: 'v1',
-          kind: 'Config',
-          clusters: [{ name: 'dfs-e2e', cluster: { server, 'certificate-authority-data': b64(pki.caPem) } }],
-          users: [{ name: 'dfs-e2e-admin', user: { 'client-certificate-data': b64(certPem), 'client-key-data': b64(keyPem) } }],
-          contexts: [{ name: 'dfs-e2e', context: { cluster: 'dfs-e2e', user: 'dfs-e2e-admin', namespace: 'default' } }],
-          'current-context': 'dfs-e2e',
-        },
-        null,
-        2,
-      ),
-      { mode: 0o600 },
-    );
+    await writeKubeconfig(kubeconfigPath, 'dfs-e2e-admin', credentials);
     const api = new KubeClient(credentials);
     client = api;
     await waitFor(
