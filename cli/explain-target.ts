@@ -43,7 +43,7 @@ for (const [short, kind] of [
 }
 
 /** The kind a kubectl-style resource word names ("deploy", "StatefulSets", "jobs.batch"), if any. */
-export function clusterKind(word: string): ClusterKind | undefined {
+function clusterKind(word: string): ClusterKind | undefined {
   return ALIASES.get(word.toLowerCase());
 }
 
