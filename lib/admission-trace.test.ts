@@ -21,14 +21,14 @@ describe('auditAnnotations', () => {
   it('record the sidecar, volume and Bidirectional mount of a source', () => {
     expect(respond(loadPod('decypharr-source')).auditAnnotations).toEqual({
       role: 'source',
-      injected: 'volumes=dfs-injector-source mounts=decypharr:/mnt/dfs:Bidirectional containers=dfs-smbd',
+      injected: 'volumes=dfs-injector-source,dfs-injector-smbd-state mounts=decypharr:/mnt/dfs:Bidirectional containers=dfs-smbd',
     });
   });
 
   it('record init containers: the shim installer of shim mode init', () => {
     const config = configSchema.parse({ source: { shim: { mode: 'init' } } });
     expect(respond(loadPod('decypharr-source'), DEFAULT_ENTRY, config).auditAnnotations?.injected).toBe(
-      'volumes=dfs-injector-source,dfs-injector-shim mounts=decypharr:/mnt/dfs:Bidirectional containers=dfs-smbd initContainers=dfs-shim-install',
+      'volumes=dfs-injector-source,dfs-injector-smbd-state,dfs-injector-shim mounts=decypharr:/mnt/dfs:Bidirectional containers=dfs-smbd initContainers=dfs-shim-install',
     );
   });
 

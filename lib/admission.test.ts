@@ -194,11 +194,19 @@ describe('source injection', () => {
     const result = review(pod);
     expect(result.decision).toMatchObject({ role: 'source', outcome: 'injected' });
     const out = patched(pod, result);
-    expect(out.spec.volumes.at(-1)).toEqual({ name: 'dfs-injector-source', emptyDir: {} });
+    expect(out.spec.volumes.slice(-2)).toEqual([
+      { name: 'dfs-injector-source', emptyDir: {} },
+      { name: 'dfs-injector-smbd-state', emptyDir: { sizeLimit: '64Mi' } },
+    ]);
     expect(out.spec.containers[0].volumeMounts.at(-1)).toEqual({ name: 'dfs-injector-source', mountPath: '/mnt/dfs', mountPropagation: 'Bidirectional' });
     const sidecar = out.spec.containers[1];
     expect(sidecar.name).toBe('dfs-smbd');
-    expect(sidecar.volumeMounts).toEqual([{ name: 'dfs-injector-source', mountPath: '/mnt/dfs', readOnly: true, mountPropagation: 'HostToContainer' }]);
+    expect(sidecar.volumeMounts).toEqual([
+      { name: 'dfs-injector-source', mountPath: '/mnt/dfs', readOnly: true, mountPropagation: 'HostToContainer' },
+      { name: 'dfs-injector-smbd-state', mountPath: '/run/dfs-smbd' },
+    ]);
+    // Read-only root, state in the emptyDir, and only the capabilities smbd uses.
+    expect(sidecar.securityContext).toMatchObject({ readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE', 'SETGID', 'SETUID'] } });
     expect(sidecar.env).toEqual(
       expect.arrayContaining([
         { name: 'DFS_SHARE_NAME', value: 'dfs' },
@@ -229,9 +237,18 @@ describe('source injection', () => {
     const result = review(pod);
     const out = patched(pod, result);
     expect(out.spec.containers[0].volumeMounts.at(-1)).toEqual({ name: 'fuse', mountPath: '/mnt/dfs', mountPropagation: 'Bidirectional' });
-    expect(out.spec.volumes).toHaveLength(pod.spec.volumes.length);
+    // Only the smbd state volume is added; the source volume is the pod's own.
+    expect(out.spec.volumes.map((v: { name: string }) => v.name)).toEqual([...pod.spec.volumes.map((v: { name: string }) => v.name), 'dfs-injector-smbd-state']);
     expect(out.spec.containers[1].volumeMounts[0].name).toBe('fuse');
     expect(result.review.response.warnings?.[0]).toContain('set mountPropagation: Bidirectional');
+  });
+
+  it('refuses a pod whose volume named like the smbd state volume is not an emptyDir', () => {
+    const pod = loadPod('decypharr-source');
+    pod.spec.volumes.push({ name: 'dfs-injector-smbd-state', hostPath: { path: '/var/lib' } });
+    const result = review(pod);
+    expect(result.review.response.allowed).toBe(false);
+    expect(result.review.response.status?.message).toContain('volume "dfs-injector-smbd-state" already exists and is not an emptyDir');
   });
 
   it('honours source-container, source-path and share-name annotations', () => {

@@ -95,11 +95,12 @@ const sidecarSchema = z.strictObject({
   guestAccount: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: 'must be a Unix user name' }).default('nobody').describe('Unix account guests are mapped to'),
   resources: resources.default({ requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '512Mi' } }),
   securityContext: securityContext.default({
-    // smbd binds port 445 and switches to the guest account, so it runs as root, but with the
-    // smallest capability set that lets it do exactly that.
+    // smbd binds port 445 and switches to the guest account, so it runs as root, but with only
+    // the capabilities for exactly that (the image tests run it so). Its state is in an emptyDir.
     runAsUser: 0,
     allowPrivilegeEscalation: false,
-    capabilities: { drop: ['ALL'], add: ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'NET_BIND_SERVICE', 'SETGID', 'SETUID'] },
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE', 'SETGID', 'SETUID'] },
     seccompProfile: { type: 'RuntimeDefault' },
   }),
 });

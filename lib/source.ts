@@ -9,6 +9,9 @@ export const SHIM_MOUNT_DIR = '/dfs-shim';
 export const SHIM_INIT_CONTAINER = 'dfs-shim-install';
 /** In the project's smbd image (shim/Dockerfile); mode init copies it next to the shim. */
 export const READINESS_SCRIPT = '/usr/local/bin/dfs-smbd-ready';
+/** smbd's writable state (smb.conf, tdb files, pid): DFS_STATE_DIR of the project's smbd image. */
+export const SMBD_STATE_VOLUME = 'dfs-injector-smbd-state';
+export const SMBD_STATE_DIR = '/run/dfs-smbd';
 
 /**
  * Source: the container holding the FUSE mount shares it, through a Bidirectional mount of a pod
@@ -99,7 +102,13 @@ function addSidecar(ctx: PlanContext, config: Config, overrides: Overrides, volu
     { name: 'DFS_LOG_LEVEL', value: String(sidecar.logLevel) },
     { name: 'DFS_GUEST_ACCOUNT', value: sidecar.guestAccount },
   ];
-  const volumeMounts: VolumeMount[] = [{ name: volumeName, mountPath: sourcePath, readOnly: true, mountPropagation: 'HostToContainer' }];
+  const stateVolume = ensureStateVolume(ctx);
+  if (stateVolume === undefined) return;
+  const volumeMounts: VolumeMount[] = [
+    { name: volumeName, mountPath: sourcePath, readOnly: true, mountPropagation: 'HostToContainer' },
+    // The sidecar's root filesystem is read-only; everything smbd writes lives here.
+    { name: stateVolume, mountPath: SMBD_STATE_DIR },
+  ];
   const preload = shimPreloadPath(ctx, config);
   // A user's own Samba image (mode init) lacks the readiness script, so it runs the copy the
   // init container put beside the shim.
@@ -122,6 +131,20 @@ function addSidecar(ctx: PlanContext, config: Config, overrides: Overrides, volu
   };
   ctx.patch.appendTo(`${ctx.prefix}/spec/containers`, spec.containers, container);
   ctx.injected.containers.push(sidecar.name);
+}
+
+/** An emptyDir for smbd's state; a volume of that name that is something else is refused. */
+function ensureStateVolume(ctx: PlanContext): string | undefined {
+  const volumes = ctx.pod.spec.volumes;
+  const clash = volumes?.find((v) => v.name === SMBD_STATE_VOLUME);
+  if (clash === undefined) {
+    ctx.patch.appendTo(`${ctx.prefix}/spec/volumes`, volumes, { name: SMBD_STATE_VOLUME, emptyDir: { sizeLimit: '64Mi' } });
+    ctx.injected.volumes.push(SMBD_STATE_VOLUME);
+  } else if (clash.emptyDir === undefined) {
+    ctx.errors.push(`volume "${SMBD_STATE_VOLUME}" already exists and is not an emptyDir; the smbd sidecar keeps its state there, so rename that volume`);
+    return undefined;
+  }
+  return SMBD_STATE_VOLUME;
 }
 
 /** Where LD_PRELOAD points, after adding whatever delivers the shim there; undefined when off. */
