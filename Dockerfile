@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
 # The dfs-injector webhook image:
 #   docker build -t ghcr.io/dfs-injector/dfs-injector:0.1.0 .
-# Node 20 on Alpine 3.22; the tag is the Node minor line, so rebuilds get Node security fixes.
-ARG NODE_IMAGE=node:20-alpine3.22
+# The official Node.js image on Debian trixie slim. Node 24 is a Long Term Support line
+# (maintained until April 2028); the tag is the major line, so a rebuild picks up its security
+# releases. The test suite assembles this base from Debian's archive and the official Node.js
+# binary (test/images/build.sh) and builds this same file.
+ARG NODE_IMAGE=node:24-trixie-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
