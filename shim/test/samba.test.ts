@@ -49,7 +49,7 @@ function ready(sharePath: string, stateDir: string, extra: Record<string, string
   });
 }
 
-/** ready.sh as this machine runs it, and, when busybox is here, as Alpine does: the same answer. */
+/** ready.sh as this machine (and the image) runs it, and, when busybox is here, as an Alpine Samba image does: the same answer. */
 async function readyEverywhere(sharePath: string, stateDir: string, extra: Record<string, string> = {}): Promise<RunResult> {
   const r = await ready(sharePath, stateDir, extra);
   const busybox = have('busybox') ? busyboxPath() : undefined;

@@ -125,7 +125,7 @@ export function busyboxPath(): string | undefined {
   return dir;
 }
 
-export const BUSYBOX_HINT = 'apt-get install -y busybox (Alpine, the image, runs its scripts with busybox)';
+export const BUSYBOX_HINT = 'apt-get install -y busybox (an Alpine Samba image, with shim.mode init, runs ready.sh with busybox)';
 
 // ---------------------------------------------------------------------------
 // Builds

@@ -106,13 +106,7 @@ export function containerFlags(c: K8sContainer, volumes: VolumeSources, pod: K8s
     if (e.value === undefined) throw new Error(`env ${e.name} of container ${c.name} has no literal value`);
     flags.push('--env', `${e.name}=${e.value}`);
   }
-  const sc = { ...pod, ...(c.securityContext ?? {}) };
-  if (sc.runAsUser !== undefined) flags.push('--user', sc.runAsGroup !== undefined ? `${sc.runAsUser}:${sc.runAsGroup}` : String(sc.runAsUser));
-  if (sc.readOnlyRootFilesystem === true) flags.push('--read-only', '--read-only-tmpfs=false');
-  if (sc.allowPrivilegeEscalation === false) flags.push('--security-opt=no-new-privileges');
-  if (sc.privileged === true) flags.push('--privileged');
-  for (const cap of sc.capabilities?.drop ?? []) flags.push(`--cap-drop=${cap.toLowerCase()}`);
-  for (const cap of sc.capabilities?.add ?? []) flags.push(`--cap-add=${cap.toLowerCase()}`);
+  flags.push(...securityFlags({ ...pod, ...(c.securityContext ?? {}) }));
   for (const m of c.volumeMounts ?? []) {
     const source = volumes[m.name];
     if (source === undefined) throw new Error(`container ${c.name} mounts volume ${m.name}, which the test does not provide`);
@@ -122,6 +116,17 @@ export function containerFlags(c: K8sContainer, volumes: VolumeSources, pod: K8s
     flags.push('--volume', `${source}:${m.mountPath}:${options.join(',')}`);
   }
   if (c.command !== undefined) flags.push('--entrypoint', JSON.stringify(c.command));
+  return flags;
+}
+
+function securityFlags(sc: K8sSecurityContext): string[] {
+  const flags: string[] = [];
+  if (sc.runAsUser !== undefined) flags.push('--user', sc.runAsGroup !== undefined ? `${sc.runAsUser}:${sc.runAsGroup}` : String(sc.runAsUser));
+  if (sc.readOnlyRootFilesystem === true) flags.push('--read-only', '--read-only-tmpfs=false');
+  if (sc.allowPrivilegeEscalation === false) flags.push('--security-opt=no-new-privileges');
+  if (sc.privileged === true) flags.push('--privileged');
+  for (const cap of sc.capabilities?.drop ?? []) flags.push(`--cap-drop=${cap.toLowerCase()}`);
+  for (const cap of sc.capabilities?.add ?? []) flags.push(`--cap-add=${cap.toLowerCase()}`);
   return flags;
 }
 
