@@ -133,7 +133,7 @@ command -v -- "$smbd" >/dev/null 2>&1 || invalid DFS_SMBD "$smbd" 'must name an 
 # files as the guest account, so the shim creates the marker with that uid.
 umask 022
 mkdir -p -- "$state_dir" "$state_dir/lock" "$state_dir/state" "$state_dir/cache" \
-	"$state_dir/run" "$(dirname -- "$marker")"
+	"$state_dir/run" "$state_dir/log" "$(dirname -- "$marker")"
 # smbd creates the others itself but refuses to start without this one.
 [ -d "$state_dir/private" ] || mkdir -m 0700 -- "$state_dir/private"
 chmod 1777 -- "$(dirname -- "$marker")"

@@ -139,7 +139,27 @@ describe.runIf(ok)('the smbd sidecar image, as the webhook injects it', () => {
     expect(write.code).not.toBe(0);
     expect(write.stderr).toMatch(/Read-only file system/);
     // Nothing smbd wanted to write was refused.
-    expect(await pod.logs()).not.toMatch(/Read-only file system|Permission denied|NT_STATUS_ACCESS_DENIED/);
+    expect(await pod.logs()).not.toMatch(/Read-only file system|Permission denied|NT_STATUS_ACCESS_DENIED|Failed to create|mkdir failed/);
+  });
+
+  // Each of the three is needed: without NET_BIND_SERVICE smbd cannot bind 445, without SETGID
+  // it cannot drop its groups, without SETUID it cannot become the guest account for a tree.
+  it.each(['NET_BIND_SERVICE', 'SETGID', 'SETUID'])('cannot serve the share without %s', async (cap) => {
+    const fewer = { ...sidecar, securityContext: { ...sidecar.securityContext, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE', 'SETGID', 'SETUID'].filter((c) => c !== cap) } } };
+    const other = await start(sidecar.image, containerFlags(fewer, { ...volumes, 'dfs-injector-smbd-state': emptyDir(`state-no-${cap}`) }));
+    try {
+      // Either smbd exits, or it runs and refuses the tree connect; give it the time a start takes.
+      let served = false;
+      for (let i = 0; i < 20 && !served; i++) {
+        const state = (await podmanOk(['inspect', '--format', '{{.State.Status}}', other.name])).stdout.trim();
+        if (state !== 'running') break;
+        served = (await smbclient(other, 'get hello.txt /dev/null')).code === 0;
+        if (!served) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(served).toBe(false);
+    } finally {
+      await other.stop();
+    }
   });
 
   it('serves every file of the nlink-0 FUSE mount, byte for byte, through the shim', async () => {
