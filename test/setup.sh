@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the full test suite needs on a fresh Debian machine, so no suite has to skip:
 # Samba and a FUSE toolchain for the shim, shellcheck for the scripts, kustomize for the
-# manifests, and a kube-apiserver/controller-manager/etcd built from source for the e2e suite.
+# manifests, a daemonless container toolchain to build and run the release images (buildah,
+# podman with runc, mmdebstrap for their Debian bases), actionlint for the workflows, the official
+# Node.js binaries of every supported line, and a kube-apiserver/controller-manager/etcd built
+# from source for the e2e suite.
 # Idempotent: the binaries are cached outside the repository, keyed by version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(samba smbclient libfuse3-dev fuse3 musl-tools pkg-config shellcheck openssl make gcc busybox nghttp2-client)
+APT_PACKAGES=(samba smbclient libfuse3-dev fuse3 musl-tools pkg-config shellcheck openssl make gcc busybox nghttp2-client
+  buildah podman runc mmdebstrap debian-archive-keyring curl)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -22,6 +26,14 @@ fi
 
 echo "setup: kustomize"
 bash test/tools/install-kustomize.sh
+
+echo "setup: actionlint"
+bash test/tools/install-actionlint.sh
+
+echo "setup: Node.js lines (test/tools/node-versions)"
+for version in $(grep -E '^[0-9]+\.[0-9]+\.[0-9]+$' test/tools/node-versions); do
+  bash test/tools/install-node.sh "$version" >/dev/null
+done
 
 echo "setup: control plane (the first build takes several minutes)"
 bash test/e2e/control-plane/build.sh
