@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configHash, parseConfigText, type Config } from '../../lib/config.js';
 import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from '../../lib/names.js';
 import { VERSION } from '../../lib/version.js';
+import { SMBD_STATE_DIR, SMBD_STATE_VOLUME } from '../../lib/source.js';
 import {
   KubeApiError,
   sumSamples,
@@ -213,6 +214,10 @@ describe.skipIf(!available)('dfs-injector serve on a real API server', () => {
     const smbd = container(stored, sidecar.name);
     expect(smbd.image).toBe(sidecar.image);
     expect(mountsAt(smbd, path)).toEqual([{ name: volumeName, mountPath: path, readOnly: true, mountPropagation: 'HostToContainer' }]);
+    // A read-only root filesystem, with smbd's state in an emptyDir of its own.
+    expect(smbd.securityContext?.readOnlyRootFilesystem).toBe(true);
+    expect(volumesNamed(stored, SMBD_STATE_VOLUME)).toEqual([{ name: SMBD_STATE_VOLUME, emptyDir: { sizeLimit: '64Mi' } }]);
+    expect(mountsAt(smbd, SMBD_STATE_DIR)).toEqual([{ name: SMBD_STATE_VOLUME, mountPath: SMBD_STATE_DIR }]);
     expect(statusOf(stored)).toMatchObject({ role: 'source', containers: [sidecar.name] });
   }, 60_000);
 
