@@ -31,7 +31,7 @@ echo "setup: actionlint"
 bash test/tools/install-actionlint.sh
 
 echo "setup: Node.js lines (test/tools/node-versions)"
-for version in $(grep -E '^[0-9]+\.[0-9]+\.[0-9]+$' test/tools/node-versions); do
+grep -E '^[0-9]+\.[0-9]+\.[0-9]+$' test/tools/node-versions | while read -r version; do
   bash test/tools/install-node.sh "$version" >/dev/null
 done
 

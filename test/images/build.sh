@@ -93,6 +93,7 @@ debian_base() { # $1 = debian:SUITE-slim
   if [ "${DFS_IMAGES_REFRESH:-0}" = 1 ] || [ ! -s "$tar" ]; then
     log "assembling $1 from Debian's archive (mmdebstrap $suite)"
     rm -f "$tar.tmp"
+    # shellcheck disable=SC2016 # "$1" is mmdebstrap's: the hook's argument, the new root.
     mmdebstrap --quiet --variant=minbase --mode=root \
       --dpkgopt='path-exclude=/usr/share/man/*' \
       --dpkgopt='path-exclude=/usr/share/doc/*' \
