@@ -346,6 +346,25 @@ describe.runIf(ok)('the mounter image, as its DaemonSet runs it', () => {
     expect(copy.stdout).toBe(readFileSync(join(REPO_ROOT, 'manifests', 'mounter', 'dfs-mounter.sh'), 'utf8'));
   });
 
+  it('runs its loop under the image\'s /bin/sh: a failed mount.cifs is logged and retried, and SIGTERM ends it at once', async () => {
+    // Nothing answers SMB in the container's own network namespace (and this kernel may lack
+    // CIFS): mount.cifs fails either way, which is the path this checks.
+    const volumes = { dfs: emptyDir('dfs-loop'), script: join(REPO_ROOT, 'manifests', 'mounter'), run: emptyDir('run-loop') };
+    const flags = containerFlags({ ...c, volumeMounts: c.volumeMounts!.filter((m) => m.name !== 'script') }, volumes);
+    const mounter = await start(image('mounter'), [...flags, '--env', 'DFS_SMB_ADDRESS=127.0.0.1', '--env', 'DFS_BACKOFF_MAX=2']);
+    try {
+      await waitUntil(mounter, 'a failed mount to be retried', async () => (await mounter.logs()).includes('retrying in'));
+      expect(await mounter.logs()).toMatch(/dfs-mounter: mounting \/\/127\.0\.0\.1\/dfs at \/mnt\/decypharr-dfs[\s\S]*dfs-mounter: mount failed with status \d+/);
+      const started = Date.now();
+      await podmanOk(['stop', '--time', '10', mounter.name]);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect((await podmanOk(['inspect', '--format', '{{.State.ExitCode}}', mounter.name])).stdout.trim()).toBe('0');
+      expect(await mounter.logs()).toContain('dfs-mounter: received SIGTERM');
+    } finally {
+      await mounter.stop();
+    }
+  });
+
   it('check-ready fails with its message when nothing is mounted', async () => {
     const volumes = { dfs: emptyDir('dfs'), script: join(REPO_ROOT, 'manifests', 'mounter'), run: emptyDir('run') };
     // The readiness probe's command, in a container with the DaemonSet's env and mounts; the

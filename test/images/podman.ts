@@ -27,9 +27,14 @@ export interface BuiltImage {
   size: number;
 }
 
-/** Builds (or finds cached) images with test/images/build.sh; one build at a time per machine. */
-export async function buildImages(names: readonly string[]): Promise<Map<string, BuiltImage>> {
-  const r = await runOk('bash', [BUILD_SCRIPT, '--quiet', ...names], { timeoutMs: 1_800_000, env: { ...process.env } });
+/**
+ * Builds (or finds cached) images with test/images/build.sh; one build at a time per machine.
+ * With `exportDir`, each is also written there as NAME.tar, a docker-archive that keeps its tag
+ * (`ctr -n k8s.io images import`), re-exported only when the image changed.
+ */
+export async function buildImages(names: readonly string[], opts: { exportDir?: string } = {}): Promise<Map<string, BuiltImage>> {
+  const exportArgs = opts.exportDir !== undefined ? ['--export', opts.exportDir] : [];
+  const r = await runOk('bash', [BUILD_SCRIPT, '--quiet', ...exportArgs, ...names], { timeoutMs: 1_800_000, env: { ...process.env } });
   const images = new Map<string, BuiltImage>();
   for (const line of r.stdout.trim().split('\n')) {
     const [name = '', tag = '', id = '', size = ''] = line.split(' ');
