@@ -163,7 +163,7 @@ export async function start(image: string, flags: readonly string[], args: reado
     logs: () => logsOf(name),
     stop: async () => {
       started.delete(name);
-      await podman(['rm', '--force', '--time', '5', name]);
+      await remove(name);
     },
   };
 }
@@ -173,10 +173,17 @@ async function logsOf(name: string): Promise<string> {
   return r.stdout + r.stderr;
 }
 
+/** Stops (SIGTERM, then SIGKILL after 10 s, as the kubelet would) and removes a container. */
+async function remove(name: string): Promise<void> {
+  await podman(['stop', '--time', '10', name]);
+  const r = await podman(['rm', '--force', name]);
+  if (r.code !== 0 && !/no such container/i.test(r.stderr)) throw new Error(`podman rm ${name} failed: ${r.stderr}`);
+}
+
 export async function stopAll(): Promise<void> {
   for (const name of [...started]) {
     started.delete(name);
-    await podman(['rm', '--force', '--time', '5', name]);
+    await remove(name);
   }
 }
 
