@@ -3,14 +3,17 @@
 # Samba and a FUSE toolchain for the shim, shellcheck for the scripts, kustomize for the
 # manifests, a daemonless container toolchain to build and run the release images (buildah,
 # podman with runc, mmdebstrap for their Debian bases), actionlint for the workflows, the official
-# Node.js binaries of every supported line, and a kube-apiserver/controller-manager/etcd built
-# from source for the e2e suite.
+# Node.js binaries of every supported line, QEMU and a Debian-kernel VM base for the real-kernel
+# mounter tests (test/vm), and a kube-apiserver/controller-manager/etcd built from source for the
+# e2e suite.
 # Idempotent: the binaries are cached outside the repository, keyed by version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# qemu-system-x86, cpio, kmod (depmod), xz-utils and zstd (compressed modules) and libc6-dev (a static consumer binary) for test/vm;
+# dash runs the mounter script as Debian's /bin/sh does.
 APT_PACKAGES=(samba smbclient libfuse3-dev fuse3 musl-tools pkg-config shellcheck openssl make gcc busybox nghttp2-client
-  buildah podman runc mmdebstrap debian-archive-keyring curl)
+  buildah podman runc mmdebstrap debian-archive-keyring curl qemu-system-x86 cpio kmod xz-utils zstd libc6-dev dash)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -34,6 +37,9 @@ echo "setup: Node.js lines (test/tools/node-versions)"
 grep -E '^[0-9]+\.[0-9]+\.[0-9]+$' test/tools/node-versions | while read -r version; do
   bash test/tools/install-node.sh "$version" >/dev/null
 done
+
+echo "setup: VM base (Debian kernel, mount.cifs, BusyBox; about 25 s the first time)"
+bash test/vm/build-base.sh >/dev/null
 
 echo "setup: control plane (the first build takes several minutes)"
 bash test/e2e/control-plane/build.sh

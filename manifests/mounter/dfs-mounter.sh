@@ -13,15 +13,17 @@
 #   DFS_SMB_ADDRESS        the Service's IP; when set, DFS_SMB_SERVICE is not resolved
 #   DFS_SHARE_NAME         SMB share name                                [dfs]
 #   DFS_HOST_PATH          where the share is mounted (the hostPath's path in this container) [/mnt/decypharr-dfs]
-#   DFS_MOUNT_OPTIONS      mount -o options; must keep "ro"              [see DEFAULT_OPTIONS]
+#   DFS_MOUNT_OPTIONS      mount -o options; must keep "ro", never "rw"  [see DEFAULT_OPTIONS]
 #   DFS_CHECK_INTERVAL     seconds between health checks                 [10]
 #   DFS_STAT_TIMEOUT       seconds a health-check stat may take          [5]
 #   DFS_MOUNT_TIMEOUT      seconds a mount may take                      [30]
-#   DFS_FAILURE_THRESHOLD  failed checks in a row before a remount       [3]
+#   DFS_FAILURE_THRESHOLD  failed checks in a row before a probe mount   [3]
+#                          decides between waiting and a remount (see "the remount policy")
 #   DFS_BACKOFF_INITIAL    first wait after a failed mount, seconds      [1]
 #   DFS_BACKOFF_MAX        longest wait between mount attempts, seconds  [60]
 #   DFS_READY_FILE         file the readinessProbe checks                [/run/dfs-mounter/ready]
 #   DFS_READY_MAX_AGE      seconds after which the ready file is stale   [60]
+#   DFS_PROBE_DIR          private directory for the probe mount         [/run/dfs-mounter/probe]
 #   DFS_UNMOUNT_ON_EXIT    true: unmount on SIGTERM; false keeps the share for running consumers [false]
 #   DFS_MOUNTINFO          mount table to read                           [/proc/self/mountinfo]
 
@@ -29,8 +31,10 @@ set -u
 
 # vers=3.0 is the SMB 3.0 dialect, not NFS; 3.1.1 is the newest. noserverino because FUSE inode
 # numbers change when the FUSE program remounts; soft + echo_interval so a dead server fails
-# calls instead of hanging them; ro because readOnly with HostToContainer is not recursive.
-DEFAULT_OPTIONS='ro,vers=3.1.1,guest,soft,echo_interval=10,actimeo=1,cache=strict,noserverino'
+# calls instead of hanging them; ro because readOnly with HostToContainer is not recursive;
+# nosuid,nodev,noexec because nothing on a media share is a program, a device or set-uid, and the
+# share is served by whoever may run a privileged source pod.
+DEFAULT_OPTIONS='ro,nosuid,nodev,noexec,vers=3.1.1,guest,soft,echo_interval=10,actimeo=1,cache=strict,noserverino'
 
 log() {
   printf '%s dfs-mounter: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
@@ -130,6 +134,7 @@ load_config() {
   DFS_READY_MAX_AGE=${DFS_READY_MAX_AGE:-60}
   DFS_UNMOUNT_ON_EXIT=${DFS_UNMOUNT_ON_EXIT:-false}
   DFS_MOUNTINFO=${DFS_MOUNTINFO:-/proc/self/mountinfo}
+  DFS_PROBE_DIR=${DFS_PROBE_DIR:-/run/dfs-mounter/probe}
 }
 
 validate_config() {
@@ -153,11 +158,17 @@ validate_config() {
   if ! is_absolute_path "$DFS_READY_FILE" || [ "$DFS_READY_FILE" = / ]; then
     config_error "DFS_READY_FILE=\"$DFS_READY_FILE\": must be an absolute file path made of letters, digits, \"_\", \".\", \"-\" and \"/\", without \"..\""
   fi
+  if ! is_absolute_path "$DFS_PROBE_DIR" || [ "$DFS_PROBE_DIR" = / ] || [ "$DFS_PROBE_DIR" = "$DFS_HOST_PATH" ]; then
+    config_error "DFS_PROBE_DIR=\"$DFS_PROBE_DIR\": must be an absolute path other than / and DFS_HOST_PATH, made of letters, digits, \"_\", \".\", \"-\" and \"/\", without \"..\" or a trailing \"/\""
+  fi
   case $DFS_MOUNT_OPTIONS in
     '' | *[[:space:]]*) config_error "DFS_MOUNT_OPTIONS=\"$DFS_MOUNT_OPTIONS\": must be a non-empty, comma-separated option list without spaces" ;;
   esac
   has_option "$DFS_MOUNT_OPTIONS" ro ||
     config_error "DFS_MOUNT_OPTIONS=\"$DFS_MOUNT_OPTIONS\": must contain \"ro\": consumers mount the host path with readOnly, which HostToContainer does not make recursive, so only a read-only mount keeps the share read-only"
+  # mount(8) lets the last of ro/rw win, so "ro,rw" would mount read-write.
+  ! has_option "$DFS_MOUNT_OPTIONS" rw ||
+    config_error "DFS_MOUNT_OPTIONS=\"$DFS_MOUNT_OPTIONS\": must not contain \"rw\": a later \"rw\" overrides \"ro\" and would mount the share read-write"
   for name in DFS_CHECK_INTERVAL DFS_STAT_TIMEOUT DFS_MOUNT_TIMEOUT DFS_FAILURE_THRESHOLD DFS_BACKOFF_INITIAL DFS_BACKOFF_MAX DFS_READY_MAX_AGE; do
     eval "value=\$$name"
     # shellcheck disable=SC2154 # assigned by the eval above
@@ -284,24 +295,57 @@ resolve_address() {
   printf '%s\n' "$address"
 }
 
+# $1: where to mount [DFS_HOST_PATH]; $2: options to add
 mount_share() {
+  target=${1:-$DFS_HOST_PATH}
   address=$(resolve_address) || return 1
-  options=$DFS_MOUNT_OPTIONS
+  options=$DFS_MOUNT_OPTIONS${2:+,$2}
   # An IPv6 literal in a UNC name is ambiguous to mount.cifs; ip= names the address outright.
   if is_ipv6 "$address" && ! has_option "$options" "ip=$address"; then
     options="$options,ip=$address"
   fi
-  mkdir -p "$DFS_HOST_PATH"
-  log "mounting //$address/$DFS_SHARE_NAME at $DFS_HOST_PATH (-o $options)"
+  mkdir -p "$target"
+  log "mounting //$address/$DFS_SHARE_NAME at $target (-o $options)"
   # mount.cifs itself, not `mount -t cifs`: BusyBox mount (Alpine's) mounts cifs on its own and
   # hands the options to the kernel raw, so "guest" would never reach cifs-utils.
-  run_bounded "$DFS_MOUNT_TIMEOUT" mount.cifs "//$address/$DFS_SHARE_NAME" "$DFS_HOST_PATH" -o "$options"
+  run_bounded "$DFS_MOUNT_TIMEOUT" mount.cifs "//$address/$DFS_SHARE_NAME" "$target" -o "$options"
   status=$?
   if [ "$status" -eq 124 ]; then
-    log "mount did not finish within DFS_MOUNT_TIMEOUT=${DFS_MOUNT_TIMEOUT}s"
+    log "mount did not finish within DFS_MOUNT_TIMEOUT=${DFS_MOUNT_TIMEOUT}s: is //$address reachable from this node?"
   elif [ "$status" -ne 0 ]; then
-    log "mount failed with status $status"
+    log "mount of //$address/$DFS_SHARE_NAME failed with status $status (mount.cifs says why above): check that $address is the SMB Service's address, that the Service has a ready source pod, and that DFS_SHARE_NAME=$DFS_SHARE_NAME is the share it serves"
   fi
+  return "$status"
+}
+
+# ---- the remount policy ----------------------------------------------------------------------
+#
+# When the mount stops answering, a lazy unmount and a new mount help only if a new mount would
+# work while the old one does not. Measured on Debian trixie's kernel (docs/mounter.md): while the
+# server is away, no mount can succeed, and unmounting then leaves consumers an EMPTY directory
+# (ENOENT for every file: media servers take that for deleted files) until the server is back and
+# the backoff lets the next mount through, up to DFS_BACKOFF_MAX later. A kept mount instead comes
+# back within seconds of the server's return, because the kernel client reconnects by itself, and
+# consumers see errors, never a vanished library. So after DFS_FAILURE_THRESHOLD failed checks a
+# probe mount of the same share, on a new connection (nosharesock) at DFS_PROBE_DIR, decides:
+#   - the probe fails too: the server is away; keep the mount, stay unready, check again;
+#   - the probe works: the server answers but the mount does not; remount.
+
+probe_mounted() {
+  awk -v p="$DFS_PROBE_DIR" '$5 == p { found = 1 } END { exit !found }' "$DFS_MOUNTINFO"
+}
+
+# Exit status 0 when a fresh mount of the share works and answers now.
+probe_share() {
+  # A probe that outlived its time limit may have completed later: never stack mounts.
+  while probe_mounted; do umount -l "$DFS_PROBE_DIR" 2>/dev/null || break; done
+  mkdir -p "$DFS_PROBE_DIR" || return 1
+  if ! mount_share "$DFS_PROBE_DIR" nosharesock; then
+    return 1
+  fi
+  run_bounded "$DFS_STAT_TIMEOUT" stat -t "$DFS_PROBE_DIR" >/dev/null 2>&1
+  status=$?
+  umount -l "$DFS_PROBE_DIR" 2>/dev/null || log "umount -l $DFS_PROBE_DIR failed with status $?"
   return "$status"
 }
 
@@ -380,11 +424,16 @@ run() {
       mark_unready
       log "health check failed ($failures of $DFS_FAILURE_THRESHOLD): stat $DFS_HOST_PATH failed or took over ${DFS_STAT_TIMEOUT}s"
       if [ "$failures" -ge "$DFS_FAILURE_THRESHOLD" ]; then
-        lazy_unmount "stale after $failures failed checks"
-        mounted=false
-        failures=0
-        backoff=$DFS_BACKOFF_INITIAL
-        continue
+        if probe_share; then
+          lazy_unmount "stale after $failures failed checks while a new mount of the share works"
+          mounted=false
+          failures=0
+          backoff=$DFS_BACKOFF_INITIAL
+          continue
+        fi
+        log "a new mount of the share fails too, so the server is away: keeping the mount at $DFS_HOST_PATH, which the kernel client reconnects when the server is back (see docs/mounter.md); checking again in ${DFS_CHECK_INTERVAL}s"
+        # Stay at the threshold: the next failed check probes again.
+        failures=$((DFS_FAILURE_THRESHOLD - 1))
       fi
       # The CIFS client reconnects by itself when the source pod restarts; give it the interval.
       pause "$DFS_CHECK_INTERVAL"

@@ -373,8 +373,12 @@ export interface Smbd {
   stop: () => Promise<void>;
 }
 
-export async function startSmbd(sharePath: string, opts: { shim?: string; extraEnv?: Record<string, string> } = {}): Promise<Smbd> {
-  const port = await freePort();
+export async function startSmbd(
+  sharePath: string,
+  opts: { shim?: string; extraEnv?: Record<string, string>; port?: number; shareName?: string } = {},
+): Promise<Smbd> {
+  // A fixed port lets a test stop smbd and start it again where its clients reconnect.
+  const port = opts.port ?? (await freePort());
   const stateDir = join(tempDir('smbd'), 'state');
   const env = cleanEnv({
     DFS_SHARE_PATH: sharePath,
@@ -383,6 +387,7 @@ export async function startSmbd(sharePath: string, opts: { shim?: string; extraE
     DFS_STATE_DIR: stateDir,
     DFS_SMBD: '/usr/sbin/smbd',
     DFS_LOG_LEVEL: '1',
+    ...(opts.shareName !== undefined ? { DFS_SHARE_NAME: opts.shareName } : {}),
     ...(opts.shim !== undefined ? { LD_PRELOAD: opts.shim } : {}),
     ...opts.extraEnv,
   });

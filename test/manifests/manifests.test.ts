@@ -380,10 +380,11 @@ describe.skipIf(!available)('rendered manifests', () => {
       expect(c.volumeMounts.some((m: any) => readyFile.startsWith(`${m.mountPath}/`))).toBe(true);
     });
 
-    it('mounts read-only with the SMB 3.1.1 options of design.md, and keeps the share on SIGTERM', () => {
+    it('mounts read-only, nosuid, nodev, noexec with the SMB 3.1.1 options, and keeps the share on SIGTERM', () => {
       const c = container(daemonSet(), 'mounter');
       const options = envValue(c, 'DFS_MOUNT_OPTIONS')!.split(',');
-      for (const wanted of ['ro', 'vers=3.1.1', 'guest', 'soft', 'echo_interval=10', 'actimeo=1', 'cache=strict', 'noserverino']) expect(options).toContain(wanted);
+      for (const wanted of ['ro', 'nosuid', 'nodev', 'noexec', 'vers=3.1.1', 'guest', 'soft', 'echo_interval=10', 'actimeo=1', 'cache=strict', 'noserverino']) expect(options).toContain(wanted);
+      expect(options).not.toContain('rw');
       // They do nothing for this share (design.md), and vers=3.0 is not NFS.
       for (const unwanted of ['nounix', 'reparse=nfs', 'vers=3.0']) expect(options).not.toContain(unwanted);
       expect(envValue(c, 'DFS_UNMOUNT_ON_EXIT')).toBe('false');

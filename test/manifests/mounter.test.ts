@@ -10,14 +10,14 @@ import { needs } from '../../test/support/prereq.js';
 // (manifests/mounter/test-stubs/)
 // that log every call and read the SMB server's behaviour from a state directory, so each test
 // drives a scenario (server down, server hanging, a mount already there) and asserts the
-// sequence of actions. The real kernel CIFS client cannot be tested here: this kernel has no
-// cifs filesystem (see /proc/filesystems) and no module tooling.
+// sequence of actions. The same script on a real kernel CIFS client, in a VM, is tested by
+// test/mounter/mounter.vm.test.ts.
 
 const SCRIPT = fileURLToPath(new URL('../../manifests/mounter/dfs-mounter.sh', import.meta.url));
 const STUBS = fileURLToPath(new URL('../../manifests/mounter/test-stubs/', import.meta.url));
 const SERVICE = 'dfs-smb.media.svc.cluster.local';
 const CLUSTER_IP = '10.43.0.10';
-const DEFAULT_OPTIONS = 'ro,vers=3.1.1,guest,soft,echo_interval=10,actimeo=1,cache=strict,noserverino';
+const DEFAULT_OPTIONS = 'ro,nosuid,nodev,noexec,vers=3.1.1,guest,soft,echo_interval=10,actimeo=1,cache=strict,noserverino';
 
 function onPath(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
@@ -57,8 +57,11 @@ const SHELLS: Shell[] = [
   { name: 'busybox ash', argv: ['busybox', 'ash'], available: onPath('busybox'), hint: 'Install it with: apt-get install busybox', tools: busyboxApplets },
 ];
 
+/** stale: the mounts made before do not answer, but a new mount works (see test-stubs/_lib.sh). */
+type ServerState = 'up' | 'down' | 'hang' | 'stale';
+
 interface Scenario {
-  server?: 'up' | 'down' | 'hang';
+  server?: ServerState;
   mountFailures?: number;
   /** A CIFS mount of the share is already on the host path when the mounter starts. */
   mounted?: boolean;
@@ -69,6 +72,7 @@ class Mounter {
   readonly state: string;
   readonly hostPath: string;
   readonly readyFile: string;
+  readonly probeDir: string;
   readonly child: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private stderr = '';
@@ -79,6 +83,7 @@ class Mounter {
     this.state = join(dir, 'state');
     this.hostPath = join(dir, 'host', 'mnt', 'decypharr-dfs');
     this.readyFile = join(dir, 'run', 'ready');
+    this.probeDir = join(dir, 'run', 'probe');
     spawnSync('mkdir', ['-p', this.state, this.hostPath]);
     // Inside the pod the host path is always a mount point, the hostPath bind itself; the share
     // is a cifs mount on top of it.
@@ -95,6 +100,7 @@ class Mounter {
       DFS_MOUNTINFO: join(this.state, 'mountinfo'),
       DFS_HOST_PATH: this.hostPath,
       DFS_READY_FILE: this.readyFile,
+      DFS_PROBE_DIR: this.probeDir,
       DFS_CHECK_INTERVAL: '1',
       DFS_STAT_TIMEOUT: '1',
       DFS_MOUNT_TIMEOUT: '2',
@@ -116,12 +122,12 @@ class Mounter {
     });
   }
 
-  setServer(state: 'up' | 'down' | 'hang'): void {
+  setServer(state: ServerState): void {
     writeFileSync(join(this.state, 'server'), `${state}\n`);
   }
 
   /** The server state the next umount switches to: the server is back when the share is remounted. */
-  setServerAfterUnmount(state: 'up' | 'down' | 'hang'): void {
+  setServerAfterUnmount(state: ServerState): void {
     writeFileSync(join(this.state, 'server-after-umount'), `${state}\n`);
   }
 
@@ -176,6 +182,8 @@ class Mounter {
 }
 
 const mountCall = (hostPath: string, address = CLUSTER_IP, options = DEFAULT_OPTIONS): string => `mount.cifs //${address}/dfs ${hostPath} -o ${options}`;
+/** The remount policy's probe: a new mount of the share, on a connection of its own. */
+const probeCall = (probeDir: string): string => mountCall(probeDir, CLUSTER_IP, `${DEFAULT_OPTIONS},nosharesock`);
 
 const haveShellcheck = onPath('shellcheck');
 describe.skipIf(!needs('shellcheck', haveShellcheck, 'Install it with: apt-get install shellcheck'))('shellcheck', () => {
@@ -252,33 +260,53 @@ for (const shell of SHELLS) {
       }
     });
 
-    it('lazily unmounts a mount that hangs at start and mounts again', async () => {
-      const m = start({ mounted: true, server: 'hang' });
-      m.setServerAfterUnmount('up');
+    it('remounts a mount that hangs at start once a new mount of the share works', async () => {
+      const m = start({ mounted: true, server: 'stale' });
       try {
         await m.until('the ready file', () => m.ready());
-        expect(m.calls().slice(0, 2)).toEqual([`umount -l ${m.hostPath}`, mountCall(m.hostPath)]);
+        expect(m.calls()).toEqual([probeCall(m.probeDir), `umount -l ${m.probeDir}`, `umount -l ${m.hostPath}`, mountCall(m.hostPath)]);
+        await m.untilLogged('unmounting ' + m.hostPath + ' lazily (stale after 2 failed checks while a new mount of the share works)');
       } finally {
         m.kill();
       }
     });
 
-    it('turns unready when the server hangs mid-run, bounds the stat, unmounts lazily and mounts again', async () => {
+    it('turns unready when the mount hangs mid-run, bounds the stat, and remounts when a new mount works', async () => {
       const m = start({});
       try {
         await m.until('the ready file', () => m.ready());
-        m.setServerAfterUnmount('up');
-        m.setServer('hang');
+        m.setServer('stale');
         await m.until('the ready file to go', () => !m.ready());
-        await m.until('a second mount', () => m.calls().filter((c) => c.startsWith('mount.cifs ')).length === 2);
+        await m.until('a second mount', () => m.calls().filter((c) => c === mountCall(m.hostPath)).length === 2);
         await m.until('the ready file again', () => m.ready());
-        expect(m.calls()).toEqual([mountCall(m.hostPath), `umount -l ${m.hostPath}`, mountCall(m.hostPath)]);
+        expect(m.calls()).toEqual([mountCall(m.hostPath), probeCall(m.probeDir), `umount -l ${m.probeDir}`, `umount -l ${m.hostPath}`, mountCall(m.hostPath)]);
         await m.untilLogged(/health check failed \(1 of 2\)[^\n]*took over 1s/);
         expect(m.cifsMounted()).toBe(true);
       } finally {
         m.kill();
       }
     });
+
+    for (const away of ['down', 'hang'] as const) {
+      it(`keeps the mount while the server is away (${away}): probes, stays unready, never unmounts, ready again when it returns`, async () => {
+        const m = start({});
+        try {
+          await m.until('the ready file', () => m.ready());
+          m.setServer(away);
+          await m.until('two probe mounts', () => m.calls().filter((c) => c === probeCall(m.probeDir)).length >= 2, 30_000);
+          expect(m.ready()).toBe(false);
+          await m.untilLogged(`a new mount of the share fails too, so the server is away: keeping the mount at ${m.hostPath}`);
+          m.setServer('up');
+          await m.until('the ready file again', () => m.ready(), 30_000);
+          await m.untilLogged('the mount answers again');
+          // Only the probes, which failed and so left nothing to unmount: the share was never unmounted.
+          expect(m.calls().filter((c) => c !== probeCall(m.probeDir))).toEqual([mountCall(m.hostPath)]);
+          expect(m.cifsMounted()).toBe(true);
+        } finally {
+          m.kill();
+        }
+      });
+    }
 
     it('rides out a server restart shorter than the failure threshold without remounting', async () => {
       const m = start({ env: { DFS_FAILURE_THRESHOLD: '5' } });
@@ -354,6 +382,9 @@ for (const shell of SHELLS) {
       ['DFS_HOST_PATH', '/mnt/../etc', 'without ".."'],
       ['DFS_MOUNT_OPTIONS', 'vers=3.1.1,guest', 'must contain "ro"'],
       ['DFS_MOUNT_OPTIONS', 'ro, guest', 'without spaces'],
+      ['DFS_MOUNT_OPTIONS', 'ro,rw', 'must not contain "rw"'],
+      ['DFS_MOUNT_OPTIONS', 'rw,vers=3.1.1,ro', 'must not contain "rw"'],
+      ['DFS_PROBE_DIR', 'run/probe', 'must be an absolute path other than /'],
       ['DFS_CHECK_INTERVAL', '10s', 'must be a whole number'],
       ['DFS_FAILURE_THRESHOLD', '0', 'from 1 to 86400'],
       ['DFS_SMB_ADDRESS', '300.1.2.3', 'must be an IPv4 or IPv6 address'],

@@ -129,8 +129,8 @@ for m in $WANT; do add_mod "$m"; done
 cp "$moddir"/modules.builtin* "$moddir"/modules.order "$root/lib/modules/$kver/" 2>/dev/null || true
 depmod -b "$root" "$kver"
 # BusyBox modprobe reads compressed modules only if built to; decompress to be sure.
-find "$root/lib/modules" -name '*.ko.xz' -exec xz -d {} + 2>/dev/null || true
-find "$root/lib/modules" -name '*.ko.zst' -exec sh -c 'for f; do zstd -q -d --rm "$f"; done' sh {} + 2>/dev/null || true
+find "$root/lib/modules" -name '*.ko.xz' -exec xz -d {} +
+find "$root/lib/modules" -name '*.ko.zst' -exec zstd -q -d --rm {} +
 depmod -b "$root" "$kver"
 
 cp "$here/guest-init.sh" "$root/init"

@@ -1,0 +1,302 @@
+// The shipped mounter script on a real kernel CIFS client: Debian trixie's kernel in a QEMU VM
+// (test/vm), real smbd with the nlink shim on the host's loopback serving the nlink-0 FUSE
+// fixture. Every consumer is a process in its own mount namespace, made a slave of the
+// guest's before the share is mounted, as mountPropagation HostToContainer does.
+//
+// One VM runs every scenario; each has its own smbd (port) and mount path, so the three
+// outages (10 s, 45 s, 3 min) run at the same time as each other and as the other scenarios.
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { needs } from '../support/prereq.js';
+import { bootVm, vmUnavailableReason, VM_HINT, type Vm } from '../vm/vm.js';
+import {
+  BUSYBOX_HINT,
+  buildShim,
+  canMountFuse,
+  cleanupAll,
+  FUSE_HINT,
+  HELLO_TEXT,
+  have,
+  mountFixture,
+  startSmbd,
+  tempDir,
+  type Fixture,
+  type Smbd,
+} from '../../shim/test/support.js';
+import {
+  checkReady,
+  daemonsetMountOptions,
+  guestUptimeMs,
+  installTools,
+  mountId,
+  outageFigures,
+  startConsumer,
+  startMounter,
+  type ConsumerMode,
+  type ConsumerRead,
+  type OutageFigures,
+  terminate,
+} from './scenario.js';
+
+const vmReason = vmUnavailableReason();
+const enabled =
+  needs(`a QEMU VM with Debian's kernel (${vmReason ?? 'ok'})`, vmReason === undefined, VM_HINT) &&
+  needs('a FUSE mount for the nlink0fs fixture', canMountFuse(), FUSE_HINT) &&
+  needs('Samba smbd', have('smbd') || have('/usr/sbin/smbd'), 'apt-get install -y samba') &&
+  needs('busybox', have('busybox'), BUSYBOX_HINT);
+
+const OUTAGES = [10, 45, 180] as const;
+const MODES: readonly ConsumerMode[] = ['path', 'fd', 'cwd'];
+// Recovery after the server returns is waited for up to this long before the figures are taken.
+const RECOVERY_WAIT_MS = 150_000;
+
+interface OutageResult {
+  seconds: number;
+  figures: Record<ConsumerMode, OutageFigures>;
+  mountIdBefore: string | undefined;
+  mountIdAfter: string | undefined;
+  mounterLog: string;
+  readyAfter: boolean;
+  /** ms from the server's return until check-ready passed (an upper bound: polled). */
+  readyAfterMs: number | undefined;
+}
+
+describe.runIf(enabled)('dfs-mounter on a real kernel CIFS client', () => {
+  let vm: Vm;
+  let fixture: Fixture;
+  let shim: string;
+  let options: string;
+  const outages = new Map<number, Promise<OutageResult>>();
+  const suiteStart = Date.now();
+
+  const serve = (opts: { port?: number; sharePath?: string; shareName?: string } = {}): Promise<Smbd> =>
+    startSmbd(opts.sharePath ?? fixture.mnt, {
+      shim,
+      ...(opts.port !== undefined ? { port: opts.port } : {}),
+      ...(opts.shareName !== undefined ? { shareName: opts.shareName } : {}),
+    });
+
+  const mounterEnv = (name: string, port: number, extra: Record<string, string> = {}): Record<string, string> => ({
+    DFS_SMB_ADDRESS: '10.0.2.2',
+    DFS_SHARE_NAME: 'dfs',
+    DFS_HOST_PATH: `/mnt/${name}`,
+    DFS_READY_FILE: `/run/${name}/ready`,
+    // The shipped options, plus the port of this test's smbd (the real one listens on 445).
+    DFS_MOUNT_OPTIONS: `${options},port=${port}`,
+    ...extra,
+  });
+
+  const isReady = async (env: Record<string, string>): Promise<boolean> => (await checkReady(vm, env)).ready;
+
+  const waitUntil = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  };
+
+  async function runOutage(seconds: number): Promise<OutageResult> {
+    const name = `out${seconds}`;
+    let smbd = await serve();
+    const port = smbd.port;
+    await vm.execOk(`mkdir -p /mnt/${name}`);
+    const readers = {} as Record<ConsumerMode, () => ConsumerRead[]>;
+    for (const mode of MODES) readers[mode] = await startConsumer(vm, name, mode, `/mnt/${name}/hello.txt`);
+    const mounter = await startMounter(vm, name, mounterEnv(name, port));
+    const env = mounter.env;
+    await waitUntil(`${name}: readiness`, () => isReady(env), 90_000);
+    await waitUntil(`${name}: every consumer reads`, () => MODES.every((m) => readers[m]().some((r) => r.ok)), 60_000);
+    const mountIdBefore = await mountId(vm, `/mnt/${name}`);
+
+    await smbd.stop();
+    const downAt = await guestUptimeMs(vm);
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    smbd = await serve({ port });
+    const upAt = await guestUptimeMs(vm);
+    await waitUntil(
+      `${name}: every consumer reads after the server returned`,
+      () => MODES.every((m) => readers[m]().some((r) => r.ok && r.startMs >= upAt)),
+      RECOVERY_WAIT_MS,
+    ).catch(() => undefined);
+    // The mounter notices at its next check, up to DFS_CHECK_INTERVAL + DFS_STAT_TIMEOUT later;
+    // meanwhile a failure right after the first success would show in the figures.
+    await waitUntil(`${name}: readiness after the server returned`, () => isReady(env), 60_000).catch(() => undefined);
+    const readyAt = await guestUptimeMs(vm);
+    const figures = {} as Record<ConsumerMode, OutageFigures>;
+    for (const mode of MODES) figures[mode] = outageFigures(readers[mode](), downAt, upAt);
+    const readyAfter = await isReady(env);
+    const result: OutageResult = {
+      seconds,
+      figures,
+      mountIdBefore,
+      mountIdAfter: await mountId(vm, `/mnt/${name}`),
+      mounterLog: mounter.log(),
+      readyAfter,
+      readyAfterMs: readyAfter ? readyAt - upAt : undefined,
+    };
+    process.stderr.write(`mounter-vm: outage ${seconds}s: ${JSON.stringify({ ...result, mounterLog: undefined })}\nmounter log:\n${result.mounterLog}\n`);
+    return result;
+  }
+
+  beforeAll(async () => {
+    options = daemonsetMountOptions();
+    shim = await buildShim('glibc');
+    fixture = await mountFixture();
+    vm = await bootVm({ memoryMiB: 768, cpus: 1 });
+    await installTools(vm);
+    for (const seconds of OUTAGES) {
+      const p = runOutage(seconds);
+      p.catch(() => undefined); // awaited by its own test
+      outages.set(seconds, p);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    process.stderr.write(`mounter-vm: suite wall time ${Math.round((Date.now() - suiteStart) / 1000)} s\n`);
+    await vm?.stop();
+    await cleanupAll();
+  });
+
+  it('first mount: a consumer in a slave namespace made before the mount reads the file, Links: 1, and the mounter turns ready', async () => {
+    const smbd = await serve();
+    await vm.execOk('mkdir -p /mnt/first');
+    // A consumer whose mount namespace exists before the share is mounted, as a pod's does.
+    await vm.execOk(
+      `unshare -m --propagation slave sh -c 'while [ ! -e /mnt/first/hello.txt ]; do sleep 0.2; done; cat /mnt/first/hello.txt; stat -c "links=%h" /mnt/first/hello.txt; stat -c "links=%h" "/mnt/first/__all__/Show S01E01/episode.mkv"' >/harness/out/first-consumer.log 2>&1 &`,
+    );
+    const mounter = await startMounter(vm, 'first', mounterEnv('first', smbd.port));
+    await waitUntil('the first mount to turn ready', () => isReady(mounter.env), 90_000);
+    const out = join(vm.harness, 'out', 'first-consumer.log');
+    await waitUntil('the consumer to read', () => (readText(out).match(/links=/g) ?? []).length === 2, 30_000);
+    expect(readText(out)).toBe(`${HELLO_TEXT}links=1\nlinks=1\n`);
+    expect(mounter.log()).toMatch(/mounting \/\/10\.0\.2\.2\/dfs at \/mnt\/first .*\n.*mounted and healthy/);
+    // The ready file holds the time of the last healthy check.
+    expect(await vm.execOk('cat /run/first/ready')).toMatch(/^\d+\n$/);
+  }, 180_000);
+
+  it('the options in force in /proc/mounts are the ones the README documents', async () => {
+    const line = (await vm.execOk("awk '$2 == \"/mnt/first\"' /proc/mounts")).trim();
+    expect(line).toMatch(/^\/\/10\.0\.2\.2\/dfs \/mnt\/first cifs /);
+    const inForce = line.split(' ')[3]!.split(',');
+    process.stderr.write(`mounter-vm: /proc/mounts options: ${inForce.join(',')}\n`);
+    // What README.md and manifests/README.md promise. The kernel shows "guest" as sec=none, and
+    // noserverino as the absence of "serverino" (it prints only the latter).
+    for (const o of ['ro', 'nosuid', 'nodev', 'noexec', 'vers=3.1.1', 'sec=none', 'soft', 'echo_interval=10', 'actimeo=1', 'cache=strict']) {
+      expect(inForce, o).toContain(o);
+    }
+    for (const o of ['rw', 'serverino', 'hard', 'suid', 'dev', 'exec']) expect(inForce, o).not.toContain(o);
+  }, 60_000);
+
+  it('mounter restart: SIGTERM leaves the mount, the next mounter adopts it, the consumer never fails', async () => {
+    const smbd = await serve();
+    await vm.execOk('mkdir -p /mnt/restart');
+    const reads = await startConsumer(vm, 'restart', 'path', '/mnt/restart/hello.txt', 500);
+    // The first mounter under BusyBox ash, the second under dash: either may be the image's sh.
+    const first = await startMounter(vm, 'restart', mounterEnv('restart', smbd.port), 'ash');
+    await waitUntil('the first mounter to turn ready', () => isReady(first.env), 90_000);
+    await waitUntil('the consumer to read', () => reads().some((r) => r.ok), 30_000);
+    const before = await mountId(vm, '/mnt/restart');
+    const stopMs = await terminate(vm, first.pid);
+    expect(stopMs).toBeLessThan(10_000);
+    expect(first.log()).toContain('leaving the share mounted for running consumers (DFS_UNMOUNT_ON_EXIT=false)');
+    expect((await checkReady(vm, first.env)).ready).toBe(false);
+    expect(await mountId(vm, '/mnt/restart')).toBe(before);
+
+    const second = await startMounter(vm, 'restart', mounterEnv('restart', smbd.port), 'dash', '-2');
+    await waitUntil('the second mounter to turn ready', () => isReady(second.env), 60_000);
+    expect(second.log()).toMatch(/adopted the healthy mount already at \/mnt\/restart \(cifs \/\/10\.0\.2\.2\/dfs\)/);
+    expect(second.log()).not.toContain('mounting //');
+    expect(await mountId(vm, '/mnt/restart')).toBe(before);
+    const seen = reads();
+    await waitUntil('two more consumer reads', () => reads().length >= seen.length + 2, 30_000);
+    // Reads before the first mount find the bare directory; from the first success on, none fails.
+    const all = reads().slice(reads().findIndex((r) => r.ok));
+    expect(all.filter((r) => !r.ok)).toEqual([]);
+    expect(all.every((r) => r.bytes === HELLO_TEXT.length && r.nlink === 1)).toBe(true);
+  }, 240_000);
+
+  it('DFS_UNMOUNT_ON_EXIT=true: SIGTERM really unmounts, and the consumer sees the bare directory', async () => {
+    const smbd = await serve();
+    await vm.execOk('mkdir -p /mnt/unmount');
+    const reads = await startConsumer(vm, 'unmount', 'path', '/mnt/unmount/hello.txt', 500);
+    const m = await startMounter(vm, 'unmount', mounterEnv('unmount', smbd.port, { DFS_UNMOUNT_ON_EXIT: 'true' }));
+    await waitUntil('readiness', () => isReady(m.env), 90_000);
+    await waitUntil('the consumer to read', () => reads().some((r) => r.ok), 30_000);
+    await terminate(vm, m.pid);
+    expect(m.log()).toContain('unmounting /mnt/unmount lazily (DFS_UNMOUNT_ON_EXIT=true)');
+    expect(await mountId(vm, '/mnt/unmount')).toBeUndefined();
+    const okBefore = reads().filter((r) => r.ok).length;
+    await waitUntil('the consumer to see the file gone', () => reads().some((r) => r.errno === 'ENOENT'), 30_000);
+    expect(reads().filter((r) => r.ok).length).toBeLessThanOrEqual(okBefore + 1);
+  }, 240_000);
+
+  describe('mount failures: a clear log line, backoff, readiness false, nothing mounted', () => {
+    const failing = async (name: string, env: Record<string, string>, mountError: RegExp): Promise<void> => {
+      await vm.execOk(`mkdir -p /mnt/${name}`);
+      const m = await startMounter(vm, name, { DFS_BACKOFF_INITIAL: '1', DFS_BACKOFF_MAX: '4', DFS_MOUNT_TIMEOUT: '15', ...env });
+      await waitUntil(`${name}: backoff up to 4 s`, () => /retrying in 4s/.test(m.log()), 120_000);
+      const log = m.log();
+      process.stderr.write(`mounter-vm: ${name} log:\n${log}\n`);
+      expect(log).toMatch(mountError);
+      expect([...log.matchAll(/retrying in (\d+)s/g)].map((x) => Number(x[1])).slice(0, 3)).toEqual([1, 2, 4]);
+      const ready = await checkReady(vm, m.env);
+      expect(ready.ready).toBe(false);
+      expect(ready.why).toContain('is missing: the share is not mounted');
+      expect(await mountId(vm, `/mnt/${name}`)).toBeUndefined();
+      await terminate(vm, m.pid);
+    };
+
+    it('wrong share name', async () => {
+      const smbd = await serve();
+      await failing('wrongshare', { ...mounterEnv('wrongshare', smbd.port), DFS_SHARE_NAME: 'nosuch' }, /mount error\(2\): No such file or directory\n(.*\n)?.*mount of \/\/10\.0\.2\.2\/nosuch failed with status 32 [^\n]*DFS_SHARE_NAME=nosuch is the share it serves/);
+    }, 180_000);
+
+    it('server reachable, share gone (its directory removed under smbd)', async () => {
+      const dir = tempDir('gone');
+      const sharePath = join(dir, 'share');
+      mkdirSync(sharePath);
+      chmodSync(dir, 0o755);
+      const smbd = await serve({ sharePath });
+      rmSync(sharePath, { recursive: true });
+      await failing('sharegone', mounterEnv('sharegone', smbd.port), /mount error\(2\): No such file or directory\n(.*\n)?.*mount of \/\/10\.0\.2\.2\/dfs failed with status 32/);
+    }, 180_000);
+
+    it('wrong address', async () => {
+      // An address on the VM's own virtual network that nobody holds: no packet leaves QEMU.
+      await failing('wrongaddr', { ...mounterEnv('wrongaddr', 445), DFS_SMB_ADDRESS: '10.0.2.99' }, /mount error\(113\): could not connect to 10\.0\.2\.99.*\n.*mount of \/\/10\.0\.2\.99\/dfs failed with status 32 \(mount\.cifs says why above\): check that 10\.0\.2\.99 is the SMB Service's address/);
+    }, 240_000);
+  });
+
+  for (const seconds of OUTAGES) {
+    it(`source away ${seconds} s: the mount is kept, every consumer (path, open file, cwd) reads again within 30 s of the server's return`, async () => {
+      const r = await outages.get(seconds)!;
+      // Kept, not re-made: the mounter never unmounted, and mounted the share once.
+      expect(r.mounterLog).not.toMatch(/unmounting \/mnt\/out/);
+      expect(r.mounterLog.match(/mounting \/\/10\.0\.2\.2\/dfs at \/mnt\//g)).toHaveLength(1);
+      expect(r.mountIdAfter).toBe(r.mountIdBefore);
+      for (const mode of MODES) {
+        const f = r.figures[mode];
+        expect(f.recoveredAfterMs, `${mode} consumer`).toBeDefined();
+        expect(f.recoveredAfterMs!, `${mode} consumer`).toBeLessThan(30_000);
+        expect(f.failuresAfterRecovery, `${mode} consumer`).toBe(0);
+        // Never an empty directory: a consumer sees errors or waits, never "no such file".
+        expect(f.errors.ENOENT, `${mode} consumer`).toBeUndefined();
+        // No read outlasts the outage by more than the recovery bound.
+        expect(f.longestReadMs, `${mode} consumer`).toBeLessThan((seconds + 30) * 1000);
+      }
+      expect(r.readyAfter).toBe(true);
+      // Long enough for DFS_FAILURE_THRESHOLD failed checks: the probe decided to keep the mount.
+      if (seconds > 60) expect(r.mounterLog).toContain('a new mount of the share fails too, so the server is away: keeping the mount');
+    }, 600_000);
+  }
+});
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
