@@ -41,11 +41,24 @@ if [ "${DFS_VM_NO_UPDATE:-0}" != 1 ] && [ -z "$(find "$apt_dir/lists" -maxdepth 
   "${APT[@]}" update >&2
 fi
 
-candidate() { "${APT_CACHE[@]}" policy "$1" | awk '/Candidate:/ { print $2 }'; }
+# The versions only change when the lists do: a finished build for these very lists and scripts
+# is found without asking apt (which takes seconds on a busy machine).
+lists_stamp=$( (ls -l --time-style=+%s "$apt_dir/lists"; sha256sum "$here/build-base.sh" "$here/guest-init.sh") | sha256sum | cut -c1-16)
+if [ -f "$cache_root/current-$suite" ]; then
+  read -r stamp dir <"$cache_root/current-$suite" || true
+  if [ "${stamp-}" = "$lists_stamp" ] && [ -f "${dir-}/done" ]; then
+    echo "$dir"
+    exit 0
+  fi
+fi
 
 # linux-image-amd64 depends on exactly one linux-image-<abi>-amd64: that is the kernel.
 kernel_pkg=$("${APT_CACHE[@]}" depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
 [ -n "$kernel_pkg" ] || { echo "build-base: cannot find the kernel package behind linux-image-amd64 in $suite" >&2; exit 1; }
+
+# One apt-cache call for every candidate version (each call parses the whole package list).
+versions=$("${APT_CACHE[@]}" policy "$kernel_pkg" "${PACKAGES[@]}" | awk '/^[^ ]/ { p = $1; sub(/:$/, "", p) } /Candidate:/ { print p "=" $2 }')
+candidate() { printf '%s\n' "$versions" | awk -F= -v p="$1" '$1 == p { print $2 }'; }
 
 key_input="$suite $kernel_pkg=$(candidate "$kernel_pkg")"
 for p in "${PACKAGES[@]}"; do key_input="$key_input $p=$(candidate "$p")"; done
@@ -53,6 +66,7 @@ key_input="$key_input $(sha256sum "$here/build-base.sh" "$here/guest-init.sh" | 
 key=$(printf '%s' "$key_input" | sha256sum | cut -c1-16)
 out=$cache_root/$suite-$key
 if [ -f "$out/done" ]; then
+  echo "$lists_stamp $out" >"$cache_root/current-$suite"
   echo "$out"
   exit 0
 fi
@@ -150,6 +164,7 @@ mv "$work/vmlinuz" "$work/initramfs.cpio.gz" "$out/"
   for p in "$kernel_pkg" "${PACKAGES[@]}"; do echo "$p=$(candidate "$p")"; done
 } >"$out/versions"
 touch "$out/done"
+echo "$lists_stamp $out" >"$cache_root/current-$suite"
 # Older entries (other package versions or an older script) are not used again.
 for old in "$cache_root/$suite"-*; do
   [ "$old" = "$out" ] || rm -rf "$old"

@@ -26,6 +26,7 @@ exec </dev/console >/dev/console 2>&1
 say() { echo "DFS-VM: $*"; }
 
 arg() {
+  # shellcheck disable=SC2013 # the command line is one line of words
   for word in $(cat /proc/cmdline); do
     case $word in "$1="*) echo "${word#*=}"; return 0 ;; esac
   done
@@ -48,7 +49,9 @@ done
 
 ip link set lo up
 if ip=$(arg dfs.ip); then
-  ip link set eth0 up && ip addr add "$ip" dev eth0 || say "ERROR: cannot configure eth0 with $ip"
+  if ! ip link set eth0 up || ! ip addr add "$ip" dev eth0; then
+    say "ERROR: cannot configure eth0 with $ip"
+  fi
   gw=$(arg dfs.gw) && ip route add default via "$gw"
 fi
 hostname dfs-vm

@@ -13,6 +13,17 @@ const reason = vmUnavailableReason();
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const enabled = needs(`a QEMU VM (${reason ?? 'ok'})`, reason === undefined, VM_HINT) && needs('root (TAP devices, network namespaces)', isRoot, 'run as root');
 
+describe.skipIf(!needs('shellcheck', spawnSync('sh', ['-c', 'command -v shellcheck']).status === 0, 'apt-get install -y shellcheck'))('test VM scripts', () => {
+  it('finds nothing in build-base.sh (bash) and guest-init.sh (POSIX sh, run by BusyBox)', () => {
+    const dir = new URL('.', import.meta.url).pathname;
+    for (const args of [[join(dir, 'build-base.sh')], ['-s', 'sh', join(dir, 'guest-init.sh')]]) {
+      const r = spawnSync('shellcheck', args, { encoding: 'utf8' });
+      expect(r.stdout + r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    }
+  });
+});
+
 describe.runIf(enabled)('test VM harness', () => {
   let vm: Vm;
   let bootMs = 0;

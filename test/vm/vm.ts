@@ -172,15 +172,8 @@ function netArgs(net: VmNetwork): { qemu: string[]; append: string[] } {
   }
 }
 
-/** Boots a VM and resolves once its agent is up. */
-export async function bootVm(opts: VmOptions = {}): Promise<Vm> {
-  const base = findBase();
-  if (base === undefined) throw new Error(`no VM base: ${VM_HINT}`);
-  const harness = mkdtempSync(join(tmpdir(), 'dfs-vm-'));
-  mkdirSync(join(harness, 'agent', 'req'), { recursive: true });
-  mkdirSync(join(harness, 'agent', 'res'), { recursive: true });
-  if (opts.init !== undefined) writeFileSync(join(harness, 'init'), opts.init);
-
+/** QEMU's command line: TCG, serial console on stdio, the harness share, the caller's devices. */
+function qemuArgs(base: VmBase, harness: string, opts: VmOptions): string[] {
   const net = netArgs(opts.network ?? { mode: 'user' });
   const shares = opts.shares ?? [];
   const args = [
@@ -214,6 +207,25 @@ export async function bootVm(opts: VmOptions = {}): Promise<Vm> {
     ...(opts.append ?? []),
   ];
   args.push('-append', append.join(' '));
+  return args;
+}
+
+/** Boots a VM and resolves once its agent is up. */
+export async function bootVm(opts: VmOptions = {}): Promise<Vm> {
+  const base = findBase();
+  if (base === undefined) throw new Error(`no VM base: ${VM_HINT}`);
+  const harness = mkdtempSync(join(tmpdir(), 'dfs-vm-'));
+  mkdirSync(join(harness, 'agent', 'req'), { recursive: true });
+  mkdirSync(join(harness, 'agent', 'res'), { recursive: true });
+  if (opts.init !== undefined) writeFileSync(join(harness, 'init'), opts.init);
+
+  let args: string[];
+  try {
+    args = qemuArgs(base, harness, opts);
+  } catch (e) {
+    rmSync(harness, { recursive: true, force: true });
+    throw e;
+  }
 
   // setpriv --pdeathsig: QEMU dies with this worker even when the worker is SIGKILLed.
   const qemuCmd = ['setpriv', '--pdeathsig', 'KILL', '--', 'qemu-system-x86_64', ...args];
