@@ -17,6 +17,8 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
+# cgroup v2, as a systemd node has it (a kubelet and containerd need it).
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
 # /mnt is a shared mount so that mounts made under it propagate into mount namespaces created
 # later with `unshare -m --propagation slave`, as a node's / does for HostToContainer pods.
 mount -t tmpfs tmpfs /mnt

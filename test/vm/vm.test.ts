@@ -63,8 +63,11 @@ describe.runIf(enabled)('test VM harness', () => {
     expect(many).toEqual(['1\n', '2\n', '3\n']);
   });
 
-  it('has the CIFS client and its SMB 3.1.1 crypto, and shares host directories over 9p both ways', async () => {
+  it('has the CIFS client, cgroup v2 and a shared /mnt, and shares host directories over 9p both ways', async () => {
     expect(await vm.execOk('grep -w cifs /proc/filesystems >/dev/null && mount.cifs -V')).toMatch(/mount.cifs version: \d/);
+    // A node's mounts: cgroup v2 at /sys/fs/cgroup, and /mnt shared for slave namespaces.
+    expect(await vm.execOk("awk '$2 == \"/sys/fs/cgroup\" { print $3 }' /proc/mounts")).toBe('cgroup2\n');
+    expect(await vm.execOk("awk '$5 == \"/mnt\"' /proc/self/mountinfo")).toMatch(/ shared:\d+ /);
     expect(await vm.execOk('cat /mnt/host/from-host.txt; echo back > /mnt/host/from-guest.txt')).toBe('written on the host\n');
     expect(readFileSync(join(shared, 'from-guest.txt'), 'utf8')).toBe('back\n');
   });
