@@ -30,8 +30,9 @@
 set -u
 
 # vers=3.0 is the SMB 3.0 dialect, not NFS; 3.1.1 is the newest. noserverino because FUSE inode
-# numbers change when the FUSE program remounts; soft + echo_interval so a dead server fails
-# calls instead of hanging them; ro because readOnly with HostToContainer is not recursive;
+# numbers change when the FUSE program remounts; soft + echo_interval so the client notices a
+# dead server and may fail calls rather than retry them forever (a read can still wait for the
+# whole outage: docs/mounter.md); ro because readOnly with HostToContainer is not recursive;
 # nosuid,nodev,noexec because nothing on a media share is a program, a device or set-uid, and the
 # share is served by whoever may run a privileged source pod.
 DEFAULT_OPTIONS='ro,nosuid,nodev,noexec,vers=3.1.1,guest,soft,echo_interval=10,actimeo=1,cache=strict,noserverino'
@@ -323,10 +324,11 @@ mount_share() {
 # When the mount stops answering, a lazy unmount and a new mount help only if a new mount would
 # work while the old one does not. Measured on Debian trixie's kernel (docs/mounter.md): while the
 # server is away, no mount can succeed, and unmounting then leaves consumers an EMPTY directory
-# (ENOENT for every file: media servers take that for deleted files) until the server is back and
+# (ENOENT for every file: to an application, the library was deleted) until the server is back and
 # the backoff lets the next mount through, up to DFS_BACKOFF_MAX later. A kept mount instead comes
 # back within seconds of the server's return, because the kernel client reconnects by itself, and
-# consumers see errors, never a vanished library. So after DFS_FAILURE_THRESHOLD failed checks a
+# consumers meanwhile see errors or waits, never a vanished library. (Open files and working
+# directories survived either way: a detached mount reconnects too.) So after DFS_FAILURE_THRESHOLD failed checks a
 # probe mount of the same share, on a new connection (nosharesock) at DFS_PROBE_DIR, decides:
 #   - the probe fails too: the server is away; keep the mount, stay unready, check again;
 #   - the probe works: the server answers but the mount does not; remount.

@@ -56,6 +56,8 @@ interface OutageResult {
   figures: Record<ConsumerMode, OutageFigures>;
   mountIdBefore: string | undefined;
   mountIdAfter: string | undefined;
+  /** A probe mount still at the mounter's DFS_PROBE_DIR after the outage. */
+  probeLeftMounted: boolean;
   mounterLog: string;
   readyAfter: boolean;
   /** ms from the server's return until check-ready passed (an upper bound: polled). */
@@ -132,6 +134,7 @@ describe.runIf(enabled)('dfs-mounter on a real kernel CIFS client', () => {
       figures,
       mountIdBefore,
       mountIdAfter: await mountId(vm, `/mnt/${name}`),
+      probeLeftMounted: (await mountId(vm, `/run/${name}/probe`)) !== undefined,
       mounterLog: mounter.log(),
       readyAfter,
       readyAfterMs: readyAfter ? readyAt - upAt : undefined,
@@ -287,6 +290,9 @@ describe.runIf(enabled)('dfs-mounter on a real kernel CIFS client', () => {
         expect(f.longestReadMs, `${mode} consumer`).toBeLessThan((seconds + 30) * 1000);
       }
       expect(r.readyAfter).toBe(true);
+      // A check that failed during the outage is followed by one that passes.
+      if (r.mounterLog.includes('health check failed')) expect(r.mounterLog).toContain('the mount answers again');
+      expect(r.probeLeftMounted).toBe(false);
       // Long enough for DFS_FAILURE_THRESHOLD failed checks: the probe decided to keep the mount.
       if (seconds > 60) expect(r.mounterLog).toContain('a new mount of the share fails too, so the server is away: keeping the mount');
     }, 600_000);
