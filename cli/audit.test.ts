@@ -22,7 +22,7 @@ async function audit(argv: string[], stdin?: string): Promise<{ code: number; ou
 
 describe('audit golden output', () => {
   for (const set of ['violations', 'clean'] as const) {
-    for (const [format, ext] of [['table', 'table'], ['json', 'json'], ['policyreport', 'policyreport.yaml']] as const) {
+    for (const [format, ext] of [['table', 'table'], ['json', 'json'], ['policyreport', 'policyreport.yaml'], ['openreports', 'openreports.yaml']] as const) {
       it(`renders ${set}.yaml as ${format}`, async () => {
         const result = await audit(['-f', path(`${set}.yaml`), '--config', CONFIG, '-o', format, '--fail-on', 'none']);
         expect(result.err).toBe('');
@@ -71,6 +71,22 @@ describe('audit golden output', () => {
     expect(drift).toMatchObject({ severity: 'low', result: 'warn', resources: [{ kind: 'Pod', namespace: 'media', name: 'bazarr-84f6d7c9b-t7v9n', uid: '0b1c2d3e-0005-4000-8000-000000000005' }] });
   });
 
+  it('writes openreports.io/v1alpha1 Reports with the same results as the PolicyReports, and the source on the report', async () => {
+    const args = ['-f', path('violations.yaml'), '--config', CONFIG, '--fail-on', 'none', '-o'];
+    const wg = parseAllDocuments((await audit([...args, 'policyreport'])).out).map((d) => d.toJS());
+    const open = parseAllDocuments((await audit([...args, 'openreports'])).out).map((d) => d.toJS());
+    expect(open.map((r) => `${r.apiVersion} ${r.kind}/${r.metadata.namespace ?? ''}`)).toEqual([
+      'openreports.io/v1alpha1 Report/legacy',
+      'openreports.io/v1alpha1 Report/media',
+      'openreports.io/v1alpha1 Report/media-restricted',
+      'openreports.io/v1alpha1 ClusterReport/',
+    ]);
+    for (const [i, report] of open.entries()) {
+      expect(report.source).toBe('dfs-injector');
+      expect({ metadata: report.metadata, summary: report.summary, results: report.results }).toEqual({ metadata: wg[i].metadata, summary: wg[i].summary, results: wg[i].results });
+    }
+  });
+
   it('lists skipped rules as skip results in the ClusterPolicyReport', async () => {
     const { out } = await audit(['-f', path('clean.yaml'), '-o', 'policyreport']);
     const cluster = parseAllDocuments(out).map((d) => d.toJS()).at(-1);
@@ -117,7 +133,7 @@ describe('audit exit status', () => {
 
   it.each([
     [['--fail-on', 'severe'], '--fail-on "severe" is not a severity: use info, low, medium, high, critical, none'],
-    [['-o', 'yaml'], '--output "yaml" must be "table" or "json" or "policyreport"'],
+    [['-o', 'yaml'], '--output "yaml" must be "table" or "json" or "policyreport" or "openreports"'],
     [['--page-size', '0'], '--page-size "0" must be a positive whole number'],
     [['--fail-onn', 'high'], 'unknown option --fail-onn for "dfs-injector audit" (did you mean --fail-on?)'],
     [['-f', 'x.yaml', '--kubeconfig', 'k'], '-f audits manifests, --kubeconfig and --context the cluster: give one or the other'],

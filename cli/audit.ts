@@ -1,5 +1,5 @@
 // `dfs-injector audit`: finds DFS mounts and injections that are wrong, outdated or missing, in a
-// live cluster or in manifests, and reports them as a table, JSON or PolicyReports.
+// live cluster or in manifests, and reports them as a table, JSON, PolicyReports or OpenReports.
 import {
   FAIL_ON_VALUES,
   NamespaceNotFoundError,
@@ -28,7 +28,7 @@ import { choiceValue, positiveIntegerValue } from './values.js';
 import { ClusterError, DEFAULT_PAGE_SIZE } from './cluster-error.js';
 import { LazyClusterReader } from './lazy-cluster-reader.js';
 
-const OUTPUTS = ['table', 'json', 'policyreport'] as const;
+const OUTPUTS = ['table', 'json', 'policyreport', 'openreports'] as const;
 type Output = (typeof OUTPUTS)[number];
 
 export const AUDIT_SUMMARY = 'Report DFS mounts and injections that are wrong, outdated or missing';
@@ -51,7 +51,7 @@ const OPTIONS = {
   kubeconfig: { type: 'string', value: 'FILE', description: 'Kubeconfig', default: 'KUBECONFIG, ~/.kube/config, then the in-cluster service account' },
   context: { type: 'string', value: 'NAME', description: 'Kubeconfig context' },
   config: { type: 'string', value: 'FILE', description: "The webhook's config; drift (DFS005) is measured against its hash, and skipped without it" },
-  output: { type: 'string', short: 'o', value: 'FORMAT', description: 'table, json or policyreport (wgpolicyk8s.io/v1alpha2 PolicyReport YAML)', default: 'table' },
+  output: { type: 'string', short: 'o', value: 'FORMAT', description: 'table, json, policyreport (wgpolicyk8s.io/v1alpha2 PolicyReport YAML) or openreports (openreports.io/v1alpha1 Report YAML)', default: 'table' },
   'fail-on': { type: 'string', value: 'SEVERITY', description: `Exit 1 when a finding is at or above this: ${FAIL_ON_VALUES.join(', ')}`, default: 'high' },
   'page-size': { type: 'string', value: 'N', description: 'Objects per list request', default: String(DEFAULT_PAGE_SIZE) },
 } as const;
@@ -119,7 +119,8 @@ function render(result: AuditResult, output: Output, now: Date): string {
     case 'json':
       return `${JSON.stringify(toJsonReport(result, now), null, 2)}\n`;
     case 'policyreport':
-      return formatPolicyReports(toPolicyReports(result, now));
+    case 'openreports':
+      return formatPolicyReports(toPolicyReports(result, now, output));
   }
 }
 
@@ -136,6 +137,7 @@ export function makeAuditCommand(readerFactory: ReaderFactory = defaultReaderFac
       'dfs-injector audit -n media -o json',
       'dfs-injector audit -f deploy/ --fail-on medium',
       'kubectl get ns,pods -A -o yaml | dfs-injector audit -f - -o policyreport | kubectl apply -f -',
+      'dfs-injector audit -o openreports | kubectl apply -f -',
     ],
     async run(parsed, io) {
       const args = auditArgs(parsed);

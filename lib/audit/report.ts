@@ -83,10 +83,20 @@ export function toJsonReport(result: AuditResult, now: Date): unknown {
   };
 }
 
-// wgpolicyk8s.io/v1alpha2, the format Kyverno and Policy Reporter read.
+// Two report APIs with the same result format: wgpolicyk8s.io/v1alpha2 (PolicyReport and
+// ClusterPolicyReport, what Kyverno up to 1.14 writes and Policy Reporter reads), and
+// openreports.io/v1alpha1 (Report and ClusterReport, its successor, which Kyverno 1.15 and Policy
+// Reporter 3 read). Policy Reporter groups results by `source` (the engine, here dfs-injector),
+// then lists `policy` and `rule`, colours by `result` and filters by `severity` and `category`.
 export const POLICY = 'dfs-injector';
 export const REPORT_NAME = 'dfs-injector-audit';
 const SOURCE = 'dfs-injector';
+
+export const REPORT_APIS = {
+  policyreport: { apiVersion: 'wgpolicyk8s.io/v1alpha2', namespaced: 'PolicyReport', cluster: 'ClusterPolicyReport' },
+  openreports: { apiVersion: 'openreports.io/v1alpha1', namespaced: 'Report', cluster: 'ClusterReport' },
+} as const;
+export type ReportApi = keyof typeof REPORT_APIS;
 
 type PolicyResult = 'pass' | 'fail' | 'warn' | 'error' | 'skip';
 
@@ -105,9 +115,11 @@ interface PolicyReportResult {
 }
 
 export interface PolicyReport {
-  apiVersion: 'wgpolicyk8s.io/v1alpha2';
-  kind: 'PolicyReport' | 'ClusterPolicyReport';
+  apiVersion: (typeof REPORT_APIS)[ReportApi]['apiVersion'];
+  kind: (typeof REPORT_APIS)[ReportApi]['namespaced' | 'cluster'];
   metadata: { name: string; namespace?: string; labels: Record<string, string> };
+  /** openreports.io only: the report-level source, which Policy Reporter prefers to the results'. */
+  source?: string;
   summary: Record<PolicyResult, number>;
   results: PolicyReportResult[];
 }
@@ -122,19 +134,20 @@ function timestampOf(now: Date): { seconds: number; nanos: number } {
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
 }
 
-function report(kind: PolicyReport['kind'], namespace: string | undefined, results: PolicyReportResult[]): PolicyReport {
+function report(api: ReportApi, scope: 'namespaced' | 'cluster', namespace: string | undefined, results: PolicyReportResult[]): PolicyReport {
   const summary: Record<PolicyResult, number> = { pass: 0, fail: 0, warn: 0, error: 0, skip: 0 };
   for (const r of results) summary[r.result]++;
   const metadata: PolicyReport['metadata'] = { name: REPORT_NAME, ...(namespace === undefined ? {} : { namespace }), labels: { 'app.kubernetes.io/managed-by': 'dfs-injector' } };
-  return { apiVersion: 'wgpolicyk8s.io/v1alpha2', kind, metadata, summary, results };
+  const { apiVersion, [scope]: kind } = REPORT_APIS[api];
+  return { apiVersion, kind, metadata, ...(api === 'openreports' ? { source: SOURCE } : {}), summary, results };
 }
 
 /**
- * One PolicyReport per namespace that holds a DFS pod or a finding (an empty one clears stale
- * results when applied), and one ClusterPolicyReport with the node findings and the skipped rules.
+ * One namespaced report per namespace that holds a DFS pod or a finding (an empty one clears stale
+ * results when applied), and one cluster report with the node findings and the skipped rules.
  * Results list failures, warnings and skips; passing checks are not listed one by one.
  */
-export function toPolicyReports(result: AuditResult, now: Date): PolicyReport[] {
+export function toPolicyReports(result: AuditResult, now: Date, api: ReportApi = 'policyreport'): PolicyReport[] {
   const timestamp = timestampOf(now);
   const toResult = (f: Finding): PolicyReportResult => {
     const rule = RULES[f.rule];
@@ -169,8 +182,8 @@ export function toPolicyReports(result: AuditResult, now: Date): PolicyReport[] 
       cluster.push({ policy: POLICY, rule: id, category: rule.category, result: 'skip', scored: true, source: SOURCE, message: `${rule.title}: ${skip.reason}`, timestamp });
     }
   }
-  const namespaced = [...byNamespace.keys()].sort().map((ns) => report('PolicyReport', ns, byNamespace.get(ns) ?? []));
-  return [...namespaced, report('ClusterPolicyReport', undefined, cluster)];
+  const namespaced = [...byNamespace.keys()].sort().map((ns) => report(api, 'namespaced', ns, byNamespace.get(ns) ?? []));
+  return [...namespaced, report(api, 'cluster', undefined, cluster)];
 }
 
 /** The reports as a YAML stream, ready for `kubectl apply -f -`. */
