@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the full test suite needs on a fresh Debian machine, so no suite has to skip:
 # Samba and a FUSE toolchain for the shim, shellcheck for the scripts, kustomize for the
-# manifests, a daemonless container toolchain to build and run the release images (buildah,
-# podman with runc, mmdebstrap for their Debian bases), actionlint for the workflows, the official
-# Node.js binaries of every supported line, QEMU and a Debian-kernel VM base for the real-kernel
-# mounter tests (test/vm), and a kube-apiserver/controller-manager/etcd built from source for the
-# e2e suite.
+# manifests, Helm for the chart, promtool for the alert rules, a daemonless container toolchain to
+# build and run the release images (buildah, podman with runc, mmdebstrap for their Debian bases),
+# actionlint for the workflows, the official Node.js binaries of every supported line, QEMU and a
+# Debian-kernel VM base for the real-kernel mounter tests (test/vm), and a
+# kube-apiserver/controller-manager/etcd built from source for the e2e suite.
 # Idempotent: the binaries are cached outside the repository, keyed by version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +40,12 @@ done
 
 echo "setup: VM base (Debian kernel, mount.cifs, BusyBox; about 25 s the first time)"
 bash test/vm/build-base.sh >/dev/null
+
+echo "setup: helm (the first build takes a few minutes)"
+bash test/tools/install-helm.sh
+
+echo "setup: promtool (the first build takes several minutes)"
+bash test/tools/install-promtool.sh
 
 echo "setup: control plane (the first build takes several minutes)"
 bash test/e2e/control-plane/build.sh
