@@ -1,0 +1,164 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { chartValuesSchema } from '../../lib/chart-values-schema.js';
+import { defaultConfig } from '../../lib/config.js';
+import { KUSTOMIZE_HINT, find, findKustomize, render, type KubeObject } from '../manifests/kustomize.js';
+import { needs } from '../support/prereq.js';
+import { CHART, HELM_HINT, NAMESPACE, findTool, helm, template } from './helm.js';
+
+// The chart must give what `kubectl apply -k` gives. Every difference the two are allowed to have
+// is listed here, and removed from the chart's objects before they are compared; anything else
+// that differs fails the test, object by object.
+const HELM_LABELS = {
+  'app.kubernetes.io/managed-by': 'Helm',
+  'app.kubernetes.io/instance': 'dfs-injector',
+  'app.kubernetes.io/version': '0.1.0',
+  'helm.sh/chart': 'dfs-injector-0.1.0',
+};
+
+/** The chart's object with the listed differences taken out (and checked to be exactly as listed). */
+function withoutListedDifferences(object: KubeObject): KubeObject {
+  const o = structuredClone(object);
+  // 1. Helm's release labels, on every object's metadata (never on selectors or pod templates).
+  for (const [key, value] of Object.entries(HELM_LABELS)) {
+    expect(o.metadata.labels?.[key], `${o.kind}/${o.metadata.name} label ${key}`).toBe(value);
+    delete o.metadata.labels![key];
+  }
+  // 2. The Namespace survives `helm uninstall`: it also holds the webhook's own Secret.
+  if (o.kind === 'Namespace') {
+    expect(o.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
+    delete o.metadata.annotations;
+  }
+  // 3. The config file is written from a values block: same content, no comments, another layout.
+  if (o.kind === 'ConfigMap' && o.metadata.name === 'dfs-injector-config') o.data['config.yaml'] = parse(o.data['config.yaml'] as string);
+  normaliseOrder(o);
+  return o;
+}
+
+const byName = (a: { name: string }, b: { name: string }): number => a.name.localeCompare(b.name);
+
+/**
+ * 4. The mounter's env comes from a map, so the chart sorts it by name (no entry refers to
+ * another). 5. Pod volumes are a list keyed by name: kustomize's cert-manager patch moves the
+ * patched `tls` volume first, the chart keeps the base's order. Both are compared sorted by name.
+ */
+function normaliseOrder(o: KubeObject): void {
+  const pod = o.spec?.template?.spec as { containers: { env?: { name: string }[] }[]; volumes?: { name: string }[] } | undefined;
+  if (pod === undefined) return;
+  if (o.kind === 'DaemonSet') for (const c of pod.containers) c.env?.sort(byName);
+  pod.volumes?.sort(byName);
+}
+
+function fromKustomize(object: KubeObject): KubeObject {
+  const o = structuredClone(object);
+  if (o.kind === 'ConfigMap' && o.metadata.name === 'dfs-injector-config') o.data['config.yaml'] = parse(o.data['config.yaml'] as string);
+  normaliseOrder(o);
+  return o;
+}
+
+const key = (o: KubeObject): string => `${o.apiVersion} ${o.kind} ${o.metadata.namespace ?? '-'}/${o.metadata.name}`;
+
+function expectEquivalent(chart: KubeObject[], kustomized: KubeObject[]): void {
+  expect(chart.map(key).sort()).toEqual(kustomized.map(key).sort());
+  const byKey = new Map(kustomized.map((o) => [key(o), fromKustomize(o)]));
+  for (const object of chart) expect(withoutListedDifferences(object), key(object)).toEqual(byKey.get(key(object)));
+}
+
+describe('values.schema.json', () => {
+  it('is the schema lib/chart-values-schema.ts generates (npm run chart:schema)', () => {
+    const committed: unknown = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'));
+    expect(committed).toEqual(chartValuesSchema());
+  });
+
+  it("defaults the chart's config block to exactly the webhook's embedded defaults", () => {
+    const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as { config: unknown };
+    expect(values.config).toEqual(JSON.parse(JSON.stringify(defaultConfig)));
+  });
+});
+
+const helmBin = findTool('helm');
+const kustomize = findKustomize();
+const available = needs('helm', helmBin !== undefined, HELM_HINT) && needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT);
+
+describe.skipIf(!available)('the Helm chart', () => {
+  const bin = helmBin!;
+
+  it('passes helm lint --strict', () => {
+    const result = helm(bin, ['lint', '--strict', CHART]);
+    expect(result.stderr + result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    expect(result.status).toBe(0);
+  });
+
+  it('renders with default values the objects of manifests/overlays/default, with only the listed differences', () => {
+    expectEquivalent(template(bin), render(kustomize!, 'overlays/default'));
+  });
+
+  it('renders in cert-manager mode the objects of manifests/overlays/cert-manager, with only the listed differences', () => {
+    expectEquivalent(template(bin, { certificates: { mode: 'cert-manager' } }), render(kustomize!, 'overlays/cert-manager'));
+  });
+
+  it('renders with the metrics values the objects of manifests/overlays/monitoring, with only the listed differences', () => {
+    const metrics = { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } };
+    expectEquivalent(template(bin, { metrics }), render(kustomize!, 'overlays/monitoring'));
+  });
+
+  it('renders the SMB Service as components/smb-service gives it to the examples', () => {
+    const chart = template(bin, { smbService: { enabled: true } });
+    const service = find(render(kustomize!, 'overlays/examples'), 'Service', 'dfs-smb');
+    expect(withoutListedDifferences(find(chart, 'Service', 'dfs-smb'))).toEqual(service);
+  });
+
+  it.each([
+    ['webhook.replica', { webhook: { replica: 3 } }, "additional properties 'replica' not allowed"],
+    ['config.consumer.mountPaht', { config: { consumer: { mountPaht: '/data' } } }, "additional properties 'mountPaht' not allowed"],
+    ['certificates.mode', { certificates: { mode: 'vault' } }, "at '/certificates/mode': value must be one of"],
+    ['mounter.env.DFS_HOST_PATH', { mounter: { env: { DFS_HOST_PATH: '/x' } } }, 'DFS_HOST_PATH'],
+  ])('refuses a misspelt or invalid value (%s) with a message that names it', (_name, values, message) => {
+    expect(() => template(bin, values)).toThrow(message);
+  });
+
+  it('keeps the host path in one value: the config, the mounter env, its volume and its mount', () => {
+    const objects = template(bin, { config: { hostPath: '/srv/dfs' } });
+    const config = parse(find(objects, 'ConfigMap', 'dfs-injector-config').data['config.yaml']) as { hostPath: string };
+    const pod = find(objects, 'DaemonSet', 'dfs-mounter').spec.template.spec;
+    expect(config.hostPath).toBe('/srv/dfs');
+    expect(pod.containers[0].env).toContainEqual({ name: 'DFS_HOST_PATH', value: '/srv/dfs' });
+    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'dfs', mountPath: '/srv/dfs', mountPropagation: 'Bidirectional' });
+    expect(pod.volumes).toContainEqual({ name: 'dfs', hostPath: { path: '/srv/dfs', type: 'DirectoryOrCreate' } });
+  });
+
+  it('points the mounter at the SMB Service of smbService.namespace', () => {
+    const env = find(template(bin, { smbService: { namespace: 'arr' } }), 'DaemonSet', 'dfs-mounter').spec.template.spec.containers[0].env;
+    expect(env).toContainEqual({ name: 'DFS_SMB_SERVICE', value: 'dfs-smb.arr.svc.cluster.local' });
+  });
+
+  it('leaves both pod templates unchanged when only the config, replicas or failure policy change (an upgrade restarts nothing)', () => {
+    const before = template(bin);
+    const after = template(bin, { config: { consumer: { waitForMount: { enabled: true } } }, webhook: { replicas: 3, failurePolicy: 'Ignore' } });
+    expect(find(after, 'DaemonSet', 'dfs-mounter').spec.template).toEqual(find(before, 'DaemonSet', 'dfs-mounter').spec.template);
+    // The webhook reloads its config file by itself, so its pods are not rolled either.
+    expect(find(after, 'Deployment', 'dfs-injector').spec.template).toEqual(find(before, 'Deployment', 'dfs-injector').spec.template);
+    expect(find(after, 'ConfigMap', 'dfs-injector-config')).not.toEqual(find(before, 'ConfigMap', 'dfs-injector-config'));
+  });
+
+  it('never renders the Secret the webhook keeps its certificates in, so Helm never owns or overwrites it', () => {
+    for (const mode of ['self-managed', 'cert-manager']) {
+      const secrets = template(bin, { certificates: { mode } }).filter((o) => o.kind === 'Secret');
+      expect(secrets, mode).toEqual([]);
+    }
+  });
+
+  it('renders the mounter script ConfigMap from manifests/mounter/dfs-mounter.sh, under the name kustomize gives it', () => {
+    const script = template(bin).find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('dfs-mounter-script-'))!;
+    expect(script.data['dfs-mounter.sh']).toBe(readFileSync(join(CHART, '..', '..', 'manifests', 'mounter', 'dfs-mounter.sh'), 'utf8'));
+    expect(script.metadata.name).toBe(find(render(kustomize!, 'overlays/default'), 'DaemonSet', 'dfs-mounter').spec.template.spec.volumes.find((v: { name: string }) => v.name === 'script').configMap.name);
+  });
+
+  it('uses the release namespace everywhere the base says dfs-system', () => {
+    const objects = template(bin, {}, ['--namespace', 'media-system']);
+    expect(objects.filter((o) => o.metadata.namespace !== undefined).every((o) => o.metadata.namespace === 'media-system')).toBe(true);
+    expect(JSON.stringify(objects)).not.toContain(NAMESPACE);
+  });
+});

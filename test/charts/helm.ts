@@ -1,0 +1,68 @@
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { REPO_ROOT, type KubeObject } from '../manifests/kustomize.js';
+
+export const CHART = join(REPO_ROOT, 'charts', 'dfs-injector');
+export const RELEASE = 'dfs-injector';
+export const NAMESPACE = 'dfs-system';
+
+export const HELM_HINT =
+  'Install it with: bash test/tools/install-helm.sh (builds Helm from the Go module proxy into ~/.cache/dfs-injector/bin), or set DFS_HELM to its path.';
+
+function executable(path: string | undefined): path is string {
+  if (path === undefined || path === '') return false;
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A tool built by test/tools/install-go-tool.sh: $DFS_<NAME>, then the tools cache. */
+export function findTool(name: 'helm' | 'promtool', env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const binDir = env.DFS_TOOLS_BIN_DIR ?? join(homedir(), '.cache', 'dfs-injector', 'bin');
+  return [env[`DFS_${name.toUpperCase()}`], join(binDir, name)].find(executable);
+}
+
+export interface HelmResult {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs helm with a throw-away config/cache dir, so nothing leaks in from (or out to) ~/.config/helm. */
+export function helm(bin: string, args: readonly string[], env: Record<string, string> = {}): HelmResult {
+  const home = join(REPO_ROOT, '.tmp', 'helm-home');
+  const result = spawnSync(bin, args, {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 120_000,
+    env: { ...process.env, HELM_CONFIG_HOME: join(home, 'config'), HELM_CACHE_HOME: join(home, 'cache'), HELM_DATA_HOME: join(home, 'data'), ...env },
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** `--set-json` arguments for a values object (each top-level key as one JSON value). */
+export function setJson(values: Record<string, unknown>): string[] {
+  return Object.entries(values).flatMap(([key, value]) => ['--set-json', `${key}=${JSON.stringify(value)}`]);
+}
+
+export function parseObjects(yamlText: string, what: string): KubeObject[] {
+  return parseAllDocuments(yamlText)
+    .map((doc, i) => {
+      if (doc.errors.length > 0) throw new Error(`${what}: document ${i}: ${doc.errors[0]!.message}`);
+      return doc.toJS() as KubeObject | null;
+    })
+    .filter((o): o is KubeObject => o !== null);
+}
+
+/** `helm template` of the chart as release dfs-injector in dfs-system; throws with helm's stderr. */
+export function template(bin: string, values: Record<string, unknown> = {}, extraArgs: readonly string[] = []): KubeObject[] {
+  const result = helm(bin, ['template', RELEASE, CHART, '--namespace', NAMESPACE, ...setJson(values), ...extraArgs]);
+  if (result.status !== 0) throw new Error(`helm template failed (${result.status}):\n${result.stderr}`);
+  return parseObjects(result.stdout, 'helm template');
+}
