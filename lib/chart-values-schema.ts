@@ -115,7 +115,7 @@ export function chartValuesSchema(): JsonSchema {
         port: int('Service port', 1, 65535),
       }),
       metrics: closed('Prometheus Operator objects (monitoring.coreos.com/v1)', {
-        serviceMonitor: closed('A ServiceMonitor for the webhook /metrics', {
+        podMonitor: closed("A PodMonitor for the webhook pods' /metrics", {
           enabled: bool('Render it'),
           interval: duration('Scrape interval'),
           labels: labels('Extra labels, e.g. the one your Prometheus selects by'),

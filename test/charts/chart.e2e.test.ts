@@ -48,8 +48,8 @@ describe.skipIf(!available)('the Helm chart on a real API server', () => {
     const ns = 'chart-dry-run';
     await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'media' } });
-    await installCrds(client, ['monitoring.coreos.com_servicemonitors.yaml', 'monitoring.coreos.com_prometheusrules.yaml']);
-    const everything = { smbService: { enabled: true }, metrics: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } };
+    await installCrds(client, ['monitoring.coreos.com_podmonitors.yaml', 'monitoring.coreos.com_prometheusrules.yaml']);
+    const everything = { smbService: { enabled: true }, metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } };
     const renders = [
       template(bin, everything, ['--namespace', ns]),
       template(bin, { ...everything, certificates: { mode: 'cert-manager' } }, ['--namespace', ns]),

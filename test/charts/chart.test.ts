@@ -100,7 +100,7 @@ describe.skipIf(!available)('the Helm chart', () => {
   });
 
   it('renders with the metrics values the objects of manifests/overlays/monitoring, with only the listed differences', () => {
-    const metrics = { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } };
+    const metrics = { podMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } };
     expectEquivalent(template(bin, { metrics }), render(kustomize!, 'overlays/monitoring'));
   });
 
