@@ -6,7 +6,7 @@ import { chartValuesSchema } from '../../lib/chart-values-schema.js';
 import { defaultConfig } from '../../lib/config.js';
 import { KUSTOMIZE_HINT, find, findKustomize, render, type KubeObject } from '../manifests/kustomize.js';
 import { needs } from '../support/prereq.js';
-import { CHART, HELM_HINT, NAMESPACE, findTool, helm, template } from './helm.js';
+import { CHART, HELM_HINT, NAMESPACE, findTool, helm, setJson, template } from './helm.js';
 
 // The chart must give what `kubectl apply -k` gives. Every difference the two are allowed to have
 // is listed here, and removed from the chart's objects before they are compared; anything else
@@ -85,8 +85,11 @@ const available = needs('helm', helmBin !== undefined, HELM_HINT) && needs('kust
 describe.skipIf(!available)('the Helm chart', () => {
   const bin = helmBin!;
 
-  it('passes helm lint --strict', () => {
-    const result = helm(bin, ['lint', '--strict', CHART]);
+  it.each([
+    ['default values', {}],
+    ['every option on', { certificates: { mode: 'cert-manager' }, smbService: { enabled: true }, metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } }],
+  ])('passes helm lint --strict with %s', (_name, values) => {
+    const result = helm(bin, ['lint', '--strict', CHART, ...setJson(values)]);
     expect(result.stderr + result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(result.status).toBe(0);
   });
