@@ -4,6 +4,7 @@ import type { EntryContext } from './entry.js';
 import { isPodLike, isRecord, nonEmptyString } from './k8s.js';
 import { planPod, type Outcome, type PodDecision } from './mutate.js';
 import type { Role } from './names.js';
+import { boundMessages, LIMITS, truncate } from './bounds.js';
 import { PatchBuilder } from './patch.js';
 
 export type { Role } from './names.js';
@@ -114,10 +115,10 @@ function parseReview(body: unknown): { request: ParsedRequest; decision: Pick<De
 
 function toResponse(uid: string, pod: PodDecision, patch: PatchBuilder): AdmissionResponse {
   const response: AdmissionResponse = { uid, allowed: pod.outcome !== 'denied' };
-  if (pod.warnings.length > 0) response.warnings = pod.warnings;
+  if (pod.warnings.length > 0) response.warnings = boundMessages(pod.warnings, LIMITS.warnings, 'warnings');
   if (pod.outcome === 'denied') {
     const code = pod.reason === 'invalid-annotation' || pod.reason === 'invalid-role-label' ? 400 : 403;
-    response.status = { code, message: pod.errors.join('; '), reason: code === 400 ? 'BadRequest' : 'Forbidden' };
+    response.status = { code, message: boundMessages(pod.errors, LIMITS.errors, 'errors').join('; '), reason: code === 400 ? 'BadRequest' : 'Forbidden' };
     response.auditAnnotations = { role: pod.role, denied: pod.reason };
     return response;
   }
@@ -137,7 +138,7 @@ function auditAnnotations(pod: PodDecision): Record<string, string> {
     containers.length > 0 ? `containers=${containers.join(',')}` : '',
     initContainers.length > 0 ? `initContainers=${initContainers.join(',')}` : '',
   ].filter((p) => p !== '');
-  return { role: pod.role, injected: parts.join(' ') };
+  return { role: pod.role, injected: truncate(parts.join(' '), LIMITS.auditValueChars) };
 }
 
 function respond(response: AdmissionResponse, decision: Decision): ReviewResult {

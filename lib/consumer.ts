@@ -1,6 +1,7 @@
 import type { Config } from './config-schema.js';
 import type { Container, Volume, VolumeMount } from './k8s.js';
 import type { Overrides } from './overrides.js';
+import { LIMITS, listSome, shown } from './bounds.js';
 import { OVERRIDE_ANNOTATIONS } from './names.js';
 import { normalizePath, type PlanContext } from './plan.js';
 
@@ -33,7 +34,7 @@ export function planConsumer(ctx: PlanContext, config: Config, overrides: Overri
     } else if (existing.name === volumeName) {
       mounted++;
     } else {
-      ctx.warnings.push(`container "${container.name}" already mounts volume "${existing.name}" at ${mountPath}; the DFS mount was not added to it`);
+      ctx.warnings.push(`container "${shown(container.name)}" already mounts volume "${shown(existing.name)}" at ${mountPath}; the DFS mount was not added to it`);
     }
   }
   if (mounted === 0) {
@@ -55,7 +56,7 @@ function ensureHostPathVolume(ctx: PlanContext, config: Config): string | undefi
   // A hand-written hostPath of the same node path is reused rather than mounted twice.
   const handWritten = volumes?.find((v) => v.hostPath !== undefined && normalizePath(v.hostPath.path) === config.hostPath);
   if (handWritten !== undefined) {
-    ctx.warnings.push(`volume "${handWritten.name}" already mounts host path ${config.hostPath}; it was reused instead of adding "${wanted}"`);
+    ctx.warnings.push(`volume "${shown(handWritten.name)}" already mounts host path ${config.hostPath}; it was reused instead of adding "${wanted}"`);
     return handWritten.name;
   }
   const volume: Volume = { name: wanted, hostPath: { path: config.hostPath, type: 'Directory' } };
@@ -73,15 +74,25 @@ function selectTargets(ctx: PlanContext, names: readonly string[], fromAnnotatio
     container.restartPolicy === 'Always' ? [{ container, path: `${ctx.prefix}/spec/initContainers/${i}` }] : [],
   );
   const candidates = [...regular, ...sidecars];
+  // A map, not a search per name: both lists come from the request and can be long.
+  const byName = new Map<string, Target>();
+  for (const t of candidates) if (!byName.has(t.container.name)) byName.set(t.container.name, t);
   const targets: Target[] = [];
+  const missing: string[] = [];
   for (const name of names) {
-    const found = candidates.find((t) => t.container.name === name);
-    if (found !== undefined) {
-      targets.push(found);
-      continue;
-    }
+    const found = byName.get(name);
+    if (found !== undefined) targets.push(found);
+    else missing.push(name);
+  }
+  if (missing.length > 0) {
     const source = fromAnnotation ? `annotation ${OVERRIDE_ANNOTATIONS.containers}` : 'consumer.containers in the dfs-injector config';
-    ctx.errors.push(`${source} names container "${name}", which is not in this pod (containers: ${candidates.map((t) => t.container.name).join(', ')})`);
+    const available = listSome(candidates.map((t) => t.container.name));
+    // One error per missing name while they fit in an answer; the rest are counted, never spelled out.
+    const listed = LIMITS.errors - 1;
+    for (const name of missing.slice(0, listed)) {
+      ctx.errors.push(`${source} names container "${shown(name)}", which is not in this pod (containers: ${available})`);
+    }
+    if (missing.length > listed) ctx.errors.push(`${source} names ${missing.length - listed} more containers that are not in this pod`);
   }
   return ctx.errors.length > 0 ? undefined : targets;
 }

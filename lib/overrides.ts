@@ -1,4 +1,5 @@
 import { RULES, isAbsolutePath, isDns1123Label, isShareName } from './config-schema.js';
+import { shown } from './bounds.js';
 import { ANNOTATION_STATUS, DOMAIN, OVERRIDE_ANNOTATIONS } from './names.js';
 
 export interface Overrides {
@@ -37,7 +38,7 @@ export function parseOverrides(annotations: Readonly<Record<string, string>> | u
   if (annotations === undefined) return result;
   for (const key of Object.keys(annotations)) {
     if (key.startsWith(`${DOMAIN}/`) && !KNOWN.has(key)) {
-      result.warnings.push(`annotation ${key} is not known and was ignored (known: ${Object.values(OVERRIDE_ANNOTATIONS).join(', ')})`);
+      result.warnings.push(`annotation ${shown(key)} is not known and was ignored (known: ${Object.values(OVERRIDE_ANNOTATIONS).join(', ')})`);
     }
   }
   for (const key of Object.keys(OVERRIDE_ANNOTATIONS) as OverrideKey[]) {
@@ -55,7 +56,7 @@ export function parseOverrides(annotations: Readonly<Record<string, string>> | u
 
 function readOverride(key: OverrideKey, name: string, value: string, result: OverrideParse): void {
   const fail = (rule: string): void => {
-    result.errors.push(`annotation ${name}="${value}" is invalid: ${rule}`);
+    result.errors.push(`annotation ${name}="${shown(value)}" is invalid: ${rule}`);
   };
   switch (key) {
     case 'mountPath':
@@ -74,7 +75,7 @@ function readOverride(key: OverrideKey, name: string, value: string, result: Ove
     case 'containers': {
       const names = value.split(',').map((s) => s.trim());
       const bad = names.find((n) => !isDns1123Label(n));
-      if (bad !== undefined) fail(`it must be a comma-separated list of container names, and "${bad}" ${RULES.dns1123Label}`);
+      if (bad !== undefined) fail(`it must be a comma-separated list of container names, and "${shown(bad)}" ${RULES.dns1123Label}`);
       else if (new Set(names).size !== names.length) fail('it names a container more than once');
       else result.overrides.containers = names;
       return;

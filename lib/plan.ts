@@ -28,6 +28,28 @@ export interface PlanContext {
   readonly warnings: string[];
 }
 
+/**
+ * A path as the kernel resolves it: repeated "/" collapsed, "." segments and a trailing "/"
+ * dropped, so `/mnt//decypharr-dfs/./` is recognised as the DFS host path. Linear in the length
+ * of the path, with no regular expression: the path comes from the request (see lib/bounds.ts).
+ */
 export function normalizePath(path: string): string {
-  return path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') : path;
+  const clean = path.indexOf('//') < 0 && path.indexOf('/.') < 0 && (path.length <= 1 || !path.endsWith('/'));
+  if (clean) return path;
+  // One pass over the characters: a split would allocate a string per "/" of a hostile run.
+  const segments: string[] = [];
+  const n = path.length;
+  let i = 0;
+  while (i < n) {
+    while (i < n && path.charCodeAt(i) === SLASH) i++;
+    const start = i;
+    while (i < n && path.charCodeAt(i) !== SLASH) i++;
+    if (i > start && !(i - start === 1 && path.charCodeAt(start) === DOT)) segments.push(path.slice(start, i));
+  }
+  const absolute = path.charCodeAt(0) === SLASH;
+  if (segments.length === 0) return absolute ? '/' : path;
+  return (absolute ? '/' : '') + segments.join('/');
 }
+
+const SLASH = 0x2f;
+const DOT = 0x2e;

@@ -1,4 +1,5 @@
 import type { EntryContext } from './entry.js';
+import { shown } from './bounds.js';
 import { LABEL_ROLE, ROLES, type Role } from './names.js';
 
 export type RoleSelection =
@@ -13,5 +14,5 @@ export function selectRole(labels: Readonly<Record<string, string>> | undefined,
     return entry.defaultRole === undefined ? { kind: 'unselected' } : { kind: 'selected', role: entry.defaultRole, via: 'namespace-default' };
   }
   if ((ROLES as readonly string[]).includes(value)) return { kind: 'selected', role: value as Role, via: 'pod-label' };
-  return { kind: 'invalid', message: `label ${LABEL_ROLE}="${value}" is not a role: it must be one of ${ROLES.join(', ')}` };
+  return { kind: 'invalid', message: `label ${LABEL_ROLE}="${shown(value)}" is not a role: it must be one of ${ROLES.join(', ')}` };
 }

@@ -2,6 +2,7 @@ import type { Config } from './config-schema.js';
 import type { Container, VolumeMount } from './k8s.js';
 import type { Overrides } from './overrides.js';
 import { OVERRIDE_ANNOTATIONS } from './names.js';
+import { listSome, shown } from './bounds.js';
 import { normalizePath, type PlanContext } from './plan.js';
 
 export const SHIM_VOLUME = 'dfs-injector-shim';
@@ -24,7 +25,7 @@ export function planSource(ctx: PlanContext, config: Config, overrides: Override
   const { container, index } = found;
   if (container.securityContext?.privileged !== true) {
     ctx.errors.push(
-      `source container "${container.name}" must set securityContext.privileged: true: the FUSE mount reaches the smbd sidecar only through mountPropagation Bidirectional, which Kubernetes allows only in privileged containers`,
+      `source container "${shown(container.name)}" must set securityContext.privileged: true: the FUSE mount reaches the smbd sidecar only through mountPropagation Bidirectional, which Kubernetes allows only in privileged containers`,
     );
     return;
   }
@@ -46,7 +47,7 @@ function findSourceContainer(ctx: PlanContext, config: Config, overrides: Overri
   const container = containers[index];
   if (container === undefined) {
     const origin = overrides.sourceContainer !== undefined ? `annotation ${OVERRIDE_ANNOTATIONS.sourceContainer}` : 'source.container in the dfs-injector config';
-    ctx.errors.push(`${origin} names container "${wanted}", which is not in this pod (containers: ${containers.map((c) => c.name).join(', ')})`);
+    ctx.errors.push(`${origin} names container "${wanted}", which is not in this pod (containers: ${listSome(containers.map((c) => c.name))})`);
     return undefined;
   }
   return { container, index };
@@ -60,12 +61,12 @@ function ensureSourceVolume(ctx: PlanContext, config: Config, container: Contain
     if (existing.mountPropagation === 'Bidirectional') return existing.name;
     if (existing.mountPropagation === undefined) {
       ctx.patch.setField(`${containerPath}/volumeMounts/${index}/mountPropagation`, 'Bidirectional');
-      ctx.warnings.push(`set mountPropagation: Bidirectional on the mount of volume "${existing.name}" at ${sourcePath} in container "${container.name}", so the FUSE mount reaches the smbd sidecar`);
+      ctx.warnings.push(`set mountPropagation: Bidirectional on the mount of volume "${shown(existing.name)}" at ${sourcePath} in container "${shown(container.name)}", so the FUSE mount reaches the smbd sidecar`);
       ctx.injected.mounts.push(`${container.name}:${sourcePath}:Bidirectional`);
       return existing.name;
     }
     ctx.errors.push(
-      `container "${container.name}" mounts volume "${existing.name}" at ${sourcePath} with mountPropagation ${existing.mountPropagation}; the source path needs Bidirectional (or no mountPropagation, and the webhook sets it)`,
+      `container "${shown(container.name)}" mounts volume "${shown(existing.name)}" at ${sourcePath} with mountPropagation ${shown(String(existing.mountPropagation))}; the source path needs Bidirectional (or no mountPropagation, and the webhook sets it)`,
     );
     return undefined;
   }
@@ -92,7 +93,7 @@ function addSidecar(ctx: PlanContext, config: Config, overrides: Overrides, volu
   if (spec.containers.some((c) => c.name === sidecar.name)) return;
   const portOwner = [...spec.containers, ...(spec.initContainers ?? [])].find((c) => c.ports?.some((p) => p.containerPort === sidecar.port));
   if (portOwner !== undefined) {
-    ctx.errors.push(`container "${portOwner.name}" already uses port ${sidecar.port}, which the smbd sidecar needs; free it or set source.sidecar.port in the dfs-injector config`);
+    ctx.errors.push(`container "${shown(portOwner.name)}" already uses port ${sidecar.port}, which the smbd sidecar needs; free it or set source.sidecar.port in the dfs-injector config`);
     return;
   }
   const env = [
