@@ -135,7 +135,11 @@ describe('consumer injection', () => {
     const out = patched(pod, review(pod, DEFAULT_ENTRY, config));
     expect(out.spec.initContainers).toHaveLength(1);
     expect(out.spec.initContainers[0]).toMatchObject({ name: 'dfs-wait-for-mount', image: 'busybox:1.37' });
-    expect(out.spec.initContainers[0].command[2]).toContain('+ 60 ))');
+    // The timeout reaches the script as data, never as part of its text (issue 14, defect 7).
+    expect(out.spec.initContainers[0].env).toEqual([
+      { name: 'DFS_MOUNT_PATH', value: '/mnt/dfs' },
+      { name: 'DFS_WAIT_TIMEOUT', value: '60' },
+    ]);
     assertValidPod(out);
   });
 

@@ -1,33 +1,65 @@
 import { z } from 'zod';
 
 // Rules shared by config fields and per-pod annotations, so both reject the same values with the
-// same words.
+// same words. Paths and share names end up in the smbd sidecar's environment, in smb.conf and in
+// the wait-for-mount script: the sidecar's entrypoint (shim/image/entrypoint.sh) refuses what it
+// cannot render safely, and a value the webhook admits must never be one the sidecar refuses
+// (lib/sidecar-rules.test.ts runs both on one table of values).
 export const RULES = {
   absolutePath: 'must be an absolute path without "..", ":" or a trailing "/"',
+  pathCharacters: `must be at most ${4095} characters of letters, digits and "_", ".", "/", "@", "+", ",", "=", "~" or "-"`,
   dns1123Label: 'must be a DNS-1123 label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters',
-  shareName: 'must be 1 to 80 characters of letters, digits, "_", "." or "-"',
+  shareName: 'must be 1 to 80 characters of letters, digits, "_", "." or "-", and not a Samba special section (global, homes, printers, in any case)',
   image: 'must be a non-empty container image reference without whitespace',
 } as const;
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const SHARE_NAME = /^[A-Za-z0-9_.-]{1,80}$/;
+const SAMBA_SECTIONS = new Set(['global', 'homes', 'printers']);
+/** The entrypoint's path characters, less ":" (Kubernetes refuses it in mount paths) and " " (mountinfo escapes it). */
+const PATH_CHARACTERS = /^[A-Za-z0-9_./@+,=~-]*$/;
+/** Exactly the entrypoint's check_path: what smb.conf can carry without quoting. */
+const SMB_PATH = /^\/[A-Za-z0-9_./@+,:=~ -]*$/;
+const MAX_PATH = 4095;
 
+/** Structure only: absolute, no ".." segment, no ":" or NUL, no trailing "/". */
 export function isAbsolutePath(value: string): boolean {
-  if (!value.startsWith('/') || value.length > 4096) return false;
+  if (!value.startsWith('/')) return false;
   if (value.length > 1 && value.endsWith('/')) return false;
   if (value.includes(':') || value.includes('\0')) return false;
   return !value.split('/').some((segment) => segment === '..');
+}
+
+/** Characters and length: a path the shell scripts and smb.conf carry unchanged. */
+export function hasPathCharacters(value: string): boolean {
+  return value.length <= MAX_PATH && PATH_CHARACTERS.test(value);
+}
+
+/** The first rule a path breaks, or undefined when it is a valid path for every consumer of it. */
+export function pathProblem(value: string): string | undefined {
+  if (!isAbsolutePath(value)) return RULES.absolutePath;
+  if (!hasPathCharacters(value)) return RULES.pathCharacters;
+  return undefined;
+}
+
+/** The sidecar entrypoint's own path rule (DFS_SHARE_PATH), for the test that holds both to one table. */
+export function isSmbPath(value: string): boolean {
+  return value.length <= MAX_PATH && SMB_PATH.test(value) && !value.endsWith(' ');
 }
 
 export function isDns1123Label(value: string): boolean {
   return DNS1123_LABEL.test(value);
 }
 
+/** The sidecar entrypoint's share-name rule: a section name smb.conf accepts and Samba does not reserve. */
 export function isShareName(value: string): boolean {
-  return SHARE_NAME.test(value);
+  return SHARE_NAME.test(value) && !SAMBA_SECTIONS.has(value.toLowerCase());
 }
 
-const absolutePath = z.string().refine(isAbsolutePath, { message: RULES.absolutePath });
+const absolutePath = z.string().superRefine((value, ctx) => {
+  const problem = pathProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
 const dns1123Label = z.string().refine(isDns1123Label, { message: RULES.dns1123Label });
 const image = z.string().regex(/^\S+$/, { message: RULES.image });
 

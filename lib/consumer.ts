@@ -5,6 +5,16 @@ import { LIMITS, listSome, shown } from './bounds.js';
 import { OVERRIDE_ANNOTATIONS } from './names.js';
 import { normalizePath, type PlanContext } from './plan.js';
 
+/** The wait-for-mount init container's script: constant, its inputs in DFS_MOUNT_PATH and DFS_WAIT_TIMEOUT. */export const WAIT_FOR_MOUNT_SCRIPT = [
+  'case $DFS_WAIT_TIMEOUT in "" | *[!0-9]*) printf \'dfs-injector: DFS_WAIT_TIMEOUT must be a number of seconds\\n\' >&2; exit 2 ;; esac',
+  'deadline=$(( $(date +%s) + $DFS_WAIT_TIMEOUT ))',
+  'until awk \'$5 == ENVIRON["DFS_MOUNT_PATH"] { for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i+1) } } END { exit !(t == "cifs" || t == "smb3") }\' /proc/self/mountinfo; do',
+  '  if [ "$(date +%s)" -ge "$deadline" ]; then printf \'dfs-injector: no CIFS mount at %s after %ss; is the dfs-mounter pod on this node Ready?\\n\' "$DFS_MOUNT_PATH" "$DFS_WAIT_TIMEOUT" >&2; exit 1; fi',
+  '  sleep 2',
+  'done',
+  'printf \'dfs-injector: %s is mounted\\n\' "$DFS_MOUNT_PATH"',
+].join('\n');
+
 interface Target {
   container: Container;
   /** JSON pointer of the container inside the patched object. */
@@ -102,19 +112,17 @@ function addWaitForMount(ctx: PlanContext, config: Config, volumeName: string, m
   const initContainers = ctx.pod.spec.initContainers;
   if (initContainers?.some((c) => c.name === wait.name)) return;
   // The bind mount of the host directory exists at once; only the CIFS mount propagated on top of
-  // it proves the share is live, so wait for a cifs/smb3 entry at the mount path.
-  const script = [
-    `deadline=$(( $(date +%s) + ${wait.timeoutSeconds} ))`,
-    `until awk -v p="${mountPath}" '$5 == p { for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i+1) } } END { exit !(t == "cifs" || t == "smb3") }' /proc/self/mountinfo; do`,
-    `  if [ "$(date +%s)" -ge "$deadline" ]; then echo "dfs-injector: no CIFS mount at ${mountPath} after ${wait.timeoutSeconds}s; is the dfs-mounter pod on this node Ready?" >&2; exit 1; fi`,
-    '  sleep 2',
-    'done',
-    `echo "dfs-injector: ${mountPath} is mounted"`,
-  ].join('\n');
+  // it proves the share is live, so wait for a cifs/smb3 entry at the mount path. The script is a
+  // constant: the path and the timeout reach it as environment variables, which sh and awk read as
+  // data (ENVIRON, not awk -v, which would interpret backslashes), so no value can become code.
   const container: Container = {
     name: wait.name,
     image: wait.image,
-    command: ['sh', '-c', script],
+    command: ['sh', '-c', WAIT_FOR_MOUNT_SCRIPT],
+    env: [
+      { name: 'DFS_MOUNT_PATH', value: mountPath },
+      { name: 'DFS_WAIT_TIMEOUT', value: String(wait.timeoutSeconds) },
+    ],
     volumeMounts: [{ name: volumeName, mountPath, readOnly: true, mountPropagation: 'HostToContainer' }],
     resources: wait.resources,
     securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, runAsUser: 65534 },

@@ -129,3 +129,15 @@ describe('the size of an answer', () => {
     expect(JSON.stringify(review.response.warnings).length).toBeLessThan(32 * 1024);
   });
 });
+
+describe('annotation values that would reach a shell or smb.conf', () => {
+  it.each([`/mnt/a"$(touch /tmp/x)"`, '/mnt/a\ntouch /tmp/x', "/mnt/a'b", '/mnt/a b', '/mnt/a\\b'])('denies mount-path %j, naming the rule', (value) => {
+    const pod = loadPod('sonarr');
+    pod.metadata.annotations['dfs-injector.io/mount-path'] = value;
+    const review = answer(pod) as { response: { allowed: boolean; status: { message: string } } };
+    expect(review.response.allowed).toBe(false);
+    expect(review.response.status.message).toBe(
+      `annotation dfs-injector.io/mount-path="${value}" is invalid: the path must be at most 4095 characters of letters, digits and "_", ".", "/", "@", "+", ",", "=", "~" or "-"`,
+    );
+  });
+});

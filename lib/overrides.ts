@@ -1,4 +1,4 @@
-import { RULES, isAbsolutePath, isDns1123Label, isShareName } from './config-schema.js';
+import { RULES, isDns1123Label, isShareName, pathProblem } from './config-schema.js';
 import { shown } from './bounds.js';
 import { ANNOTATION_STATUS, DOMAIN, OVERRIDE_ANNOTATIONS } from './names.js';
 
@@ -60,10 +60,12 @@ function readOverride(key: OverrideKey, name: string, value: string, result: Ove
   };
   switch (key) {
     case 'mountPath':
-    case 'sourcePath':
-      if (isAbsolutePath(value)) result.overrides[key] = value;
-      else fail(`the path ${RULES.absolutePath}`);
+    case 'sourcePath': {
+      const problem = pathProblem(value);
+      if (problem === undefined) result.overrides[key] = value;
+      else fail(`the path ${problem}`);
       return;
+    }
     case 'sourceContainer':
       if (isDns1123Label(value)) result.overrides.sourceContainer = value;
       else fail(`a container name ${RULES.dns1123Label}`);
