@@ -141,3 +141,41 @@ describe('parseManifests', () => {
     expect(() => parseManifests('{"a": 1,\n "b": [}', 'bad.json')).toThrow(/^bad\.json:2:8: invalid YAML: /);
   });
 });
+
+describe('parseManifests reads what kubectl reads', () => {
+  it.each([
+    ['a literal block scalar', 'data:\n  script: |\n    echo hi', 'echo hi'],
+    ['a folded block scalar', 'data:\n  script: >\n    echo\n    hi', 'echo hi'],
+    ['a keep block scalar', 'data:\n  script: |+\n    x', 'x'],
+    ['a block scalar in a sequence', 'data:\n  script:\n  - |\n    x', ['x']],
+    ['a block scalar of the second document', 'a: 1\n---\ndata:\n  script: |\n    x', 'x'],
+  ])('keeps %s at the very end of a file without a final newline as it is', (_, text, expected) => {
+    const docs = parseManifests(text, 'f.yaml') as Record<string, any>[];
+    expect(docs.at(-1)?.data.script).toEqual(expected);
+    // With the final newline, the line break belongs to the value, as YAML says.
+    const withNewline = parseManifests(`${text}\n`, 'f.yaml') as Record<string, any>[];
+    expect(withNewline.at(-1)?.data.script).toEqual(Array.isArray(expected) ? expected.map((x) => `${x}\n`) : `${expected}\n`);
+  });
+
+  it('keeps the line break a block scalar does hold when a blank line or a comment ends the file', () => {
+    expect(parseManifests('data:\n  script: |\n    x\n  ', 'f.yaml')).toEqual([{ data: { script: 'x\n' } }]);
+    expect(parseManifests('data:\n  script: |\n    x\n# end', 'f.yaml')).toEqual([{ data: { script: 'x\n' } }]);
+  });
+
+  it('reads a root block scalar at the end of a file', () => {
+    expect(parseManifests('--- |\n  x', 'f.yaml')).toEqual(['x']);
+  });
+
+  it('reads a stream of concatenated JSON objects, as kubectl does', () => {
+    const text = '{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a"},"data":{"k":"}{\\"x"}}\n{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"b"}}{"kind":"List","items":[]}';
+    expect(parseManifests(text, 'f.json')).toEqual([
+      { kind: 'ConfigMap', apiVersion: 'v1', metadata: { name: 'a' }, data: { k: '}{"x' } },
+      { kind: 'ConfigMap', apiVersion: 'v1', metadata: { name: 'b' } },
+      { kind: 'List', items: [] },
+    ]);
+  });
+
+  it('still names the place where a stream of JSON objects breaks', () => {
+    expect(() => parseManifests('{"a":1}\n{"b":', 'f.json')).toThrow(UserError);
+  });
+});

@@ -5,6 +5,7 @@
 // the way kubectl does (go-yaml v2, YAML 1.1), so `defaultMode: 0644` is 420, as the API
 // server would store it, and print strings so that both YAML 1.1 and 1.2 readers get strings.
 import { CORE_SCHEMA, Type, YAMLException, dump, loadAll, type Schema } from 'js-yaml';
+import { isMap, isScalar, isSeq, parseAllDocuments, Scalar } from 'yaml';
 import { UserError } from './errors.js';
 
 const TRUE_WORDS = ['y', 'Y', 'yes', 'Yes', 'YES', 'true', 'True', 'TRUE', 'on', 'On', 'ON'];
@@ -80,14 +81,14 @@ const DUMP_SCHEMA: Schema = LOAD_SCHEMA.extend({ implicit: [quoteAmbiguous] });
 export function parseManifests(text: string, source: string): unknown[] {
   const body = text.replace(/^\uFEFF/, '');
   if (/^\s*\{/.test(body)) {
-    try {
-      return [JSON.parse(body) as unknown];
-    } catch {
-      // Not strict JSON (comments, trailing commas): YAML reads it, or says where it breaks.
-    }
+    const stream = jsonStream(body);
+    if (stream !== undefined) return stream;
+    // Not strict JSON (comments, trailing commas): YAML reads it, or says where it breaks.
   }
   try {
-    return loadAll(body, null, { schema: LOAD_SCHEMA, filename: source });
+    const docs = loadAll(body, null, { schema: LOAD_SCHEMA, filename: source });
+    if (!/[\r\n]$/.test(body)) restoreFinalBlockScalar(body, docs);
+    return docs;
   } catch (error) {
     if (error instanceof YAMLException) {
       const mark = error.mark as YAMLException['mark'] | undefined;
@@ -96,6 +97,95 @@ export function parseManifests(text: string, source: string): unknown[] {
     }
     throw error;
   }
+}
+
+/**
+ * One JSON value, or several written one after another (`{…}{…}` or one per line), which kubectl
+ * reads as a stream; undefined when the text is not that. One pass that tracks strings and nesting
+ * finds where each value ends, then JSON.parse reads each one.
+ */
+function jsonStream(body: string): unknown[] | undefined {
+  const values: unknown[] = [];
+  let i = 0;
+  const n = body.length;
+  for (;;) {
+    while (i < n && isJsonBlank(body.charCodeAt(i))) i++;
+    if (i === n) break;
+    if (body[i] !== '{' && body[i] !== '[') return undefined;
+    const start = i;
+    let depth = 0;
+    let inString = false;
+    for (; i < n; i++) {
+      const c = body[i];
+      if (inString) {
+        if (c === '\\') i++;
+        else if (c === '"') inString = false;
+      } else if (c === '"') inString = true;
+      else if (c === '{' || c === '[') depth++;
+      else if ((c === '}' || c === ']') && --depth === 0) break;
+    }
+    if (i === n) return undefined;
+    i++;
+    try {
+      values.push(JSON.parse(body.slice(start, i)) as unknown);
+    } catch {
+      return undefined;
+    }
+  }
+  return values.length > 0 ? values : undefined;
+}
+
+function isJsonBlank(code: number): boolean {
+  return code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09;
+}
+
+const DOCUMENT_START = /^---(?=[ \t\r\n]|$)/gm;
+
+/**
+ * js-yaml adds a line break to its input when the last line has none, so a block scalar whose last
+ * content line ends the file gains a "\n" that the file does not hold; YAML (and kubectl's go-yaml)
+ * chomp nothing there, since there is no line break to keep. The `yaml` package, which makes the
+ * same mistake about the value, finds where that scalar sits; js-yaml's value loses the "\n" it
+ * made up. Only the last document is parsed again, and only when the file ends without a line break.
+ */
+function restoreFinalBlockScalar(body: string, docs: unknown[]): void {
+  if (body.slice(body.lastIndexOf('\n') + 1).trim() === '') return;
+  let start = 0;
+  for (const match of body.matchAll(DOCUMENT_START)) start = match.index;
+  const tail = body.slice(start);
+  const doc = parseAllDocuments(tail).at(-1);
+  if (doc === undefined || !('contents' in doc) || doc.errors.length > 0) return;
+  const found = finalBlockScalar(doc.contents, [], tail.length);
+  if (found === undefined || docs.length === 0) return;
+  const last = docs.length - 1;
+  const chomp = (value: unknown): unknown => (typeof value === 'string' && value.endsWith('\n') ? value.slice(0, -1) : value);
+  if (found.length === 0) {
+    docs[last] = chomp(docs[last]);
+    return;
+  }
+  let parent: unknown = docs[last];
+  for (const key of found.slice(0, -1)) parent = isObject(parent) ? (parent as Record<string, unknown>)[key] : undefined;
+  const key = found.at(-1) as string;
+  if (isObject(parent)) (parent as Record<string, unknown>)[key] = chomp((parent as Record<string, unknown>)[key]);
+}
+
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null;
+}
+
+/** Where the block scalar that ends at `end` sits, as the last item of its collections. */
+function finalBlockScalar(node: unknown, path: string[], end: number): string[] | undefined {
+  if (isScalar(node)) {
+    const block = node.type === Scalar.BLOCK_LITERAL || node.type === Scalar.BLOCK_FOLDED;
+    return block && (node.range?.[1] ?? 0) >= end ? path : undefined;
+  }
+  if (isSeq(node)) return node.items.length === 0 ? undefined : finalBlockScalar(node.items.at(-1), [...path, String(node.items.length - 1)], end);
+  if (isMap(node)) {
+    const pair = node.items.at(-1);
+    if (pair === undefined || !isScalar(pair.key)) return undefined;
+    return finalBlockScalar(pair.value, [...path, String(pair.key.value)], end);
+  }
+  return undefined;
 }
 
 /** One YAML document; strings that could read as anything else are quoted. */
