@@ -41,7 +41,12 @@ function mounter(name: string, node: string, ready: boolean): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace: 'dfs-system', labels: { 'app.kubernetes.io/name': 'dfs-mounter' } },
+    metadata: {
+      name,
+      namespace: 'dfs-system',
+      labels: { 'app.kubernetes.io/name': 'dfs-mounter' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'dfs-mounter', uid: 'b7d1c2e4-0f3a-4c5b-8e9d-1a2b3c4d5e6f', controller: true }],
+    },
     spec: { nodeName: node, containers: [{ name: 'mounter', image: 'ghcr.io/dfs-injector/mounter:0.1.0' }] },
     status: { phase: 'Running', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
   };

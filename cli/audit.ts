@@ -2,6 +2,7 @@
 // live cluster or in manifests, and reports them as a table, JSON, PolicyReports or OpenReports.
 import {
   FAIL_ON_VALUES,
+  MOUNTER,
   NamespaceNotFoundError,
   RULES,
   RULE_IDS,
@@ -54,6 +55,7 @@ const OPTIONS = {
   output: { type: 'string', short: 'o', value: 'FORMAT', description: 'table, json, policyreport (wgpolicyk8s.io/v1alpha2 PolicyReport YAML) or openreports (openreports.io/v1alpha1 Report YAML)', default: 'table' },
   'fail-on': { type: 'string', value: 'SEVERITY', description: `Exit 1 when a finding is at or above this: ${FAIL_ON_VALUES.join(', ')}`, default: 'high' },
   'page-size': { type: 'string', value: 'N', description: 'Objects per list request', default: String(DEFAULT_PAGE_SIZE) },
+  'mounter-namespace': { type: 'string', value: 'NS', description: 'Namespace of the dfs-mounter DaemonSet (where the webhook is deployed); only its pods may mount the DFS writable', default: MOUNTER.namespace },
 } as const;
 
 type OptionName = keyof typeof OPTIONS;
@@ -67,6 +69,7 @@ interface AuditArgs {
   output: Output;
   failOn: FailOn;
   pageSize: number;
+  mounterNamespace: string;
 }
 
 function auditArgs(args: ParsedArgs<OptionName>): AuditArgs {
@@ -80,7 +83,8 @@ function auditArgs(args: ParsedArgs<OptionName>): AuditArgs {
   if (files.length > 0 && (kubeconfig !== undefined || context !== undefined)) {
     throw new UsageError('-f audits manifests, --kubeconfig and --context the cluster: give one or the other', 'audit');
   }
-  return { files, namespace: args.string('namespace'), kubeconfig, context, config: args.string('config'), output, failOn: failOnText, pageSize };
+  const mounterNamespace = args.string('mounter-namespace') ?? MOUNTER.namespace;
+  return { files, namespace: args.string('namespace'), kubeconfig, context, config: args.string('config'), output, failOn: failOnText, pageSize, mounterNamespace };
 }
 
 /** Makes the ClusterReader; tests pass one that talks to a fake API server. */
@@ -97,13 +101,13 @@ function mounterUnavailable(error: unknown): string | undefined {
 
 async function audit(args: AuditArgs, io: CliIo, readerFactory: ReaderFactory): Promise<AuditResult> {
   const loaded = await loadConfig(args.config, io);
-  const options: AuditOptions = { config: loaded.config, configSource: loaded.source };
+  const options: AuditOptions = { config: loaded.config, configSource: loaded.source, mounterNamespace: args.mounterNamespace };
   if (!loaded.explicit) options.driftUnavailable = 'no --config given: drift is measured against the config the webhook runs with; pass that file with --config';
   if (args.files.length > 0) {
     const files = await readManifests(args.files, io);
     const inventory = inventoryFromDocuments(
       files.flatMap((f) => f.docs),
-      { defaultNamespace: args.namespace ?? 'default' },
+      { defaultNamespace: args.namespace ?? 'default', mounterNamespace: args.mounterNamespace },
     );
     options.nodesUnavailable = 'the input holds no pod bound to a node, so node state is unknown (audit the cluster, or a dump such as kubectl get ns,pods -A -o yaml)';
     return auditInventory(inventory, options);

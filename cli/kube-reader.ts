@@ -2,7 +2,7 @@
 // Every list is read page by page (`limit` + `continue`), so a large cluster never arrives in one
 // response and memory holds at most one page of pods.
 import { ApiException, AppsV1Api, BatchV1Api, CoreV1Api, KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
-import { isPodReady, MOUNTER, type ClusterReader, type InventoryNamespace, type InventoryPod, type MounterPod } from '../lib/audit/index.js';
+import { controllerOf, isPodReady, MOUNTER, type ClusterReader, type InventoryNamespace, type InventoryPod, type MounterPod } from '../lib/audit/index.js';
 import type { PodSpec } from '../lib/k8s.js';
 
 import { ClusterError, DEFAULT_PAGE_SIZE, type KubeconfigOptions } from './cluster-error.js';
@@ -69,6 +69,8 @@ export function inventoryPod(pod: V1Pod): InventoryPod {
   if (meta.uid !== undefined) entry.uid = meta.uid;
   if (pod.spec?.nodeName !== undefined) entry.nodeName = pod.spec.nodeName;
   if (pod.status?.phase !== undefined) entry.phase = pod.status.phase;
+  const owner = controllerOf(meta.ownerReferences);
+  if (owner !== undefined) entry.owner = owner;
   return entry;
 }
 
@@ -147,19 +149,22 @@ export class KubeClusterReader implements ClusterReader {
     }
   }
 
-  async listMounterPods(): Promise<MounterPod[]> {
+  async listMounterPods(namespace: string): Promise<MounterPod[]> {
     const mounters: MounterPod[] = [];
     const pages = paginate(
       (token) =>
         this.api.listNamespacedPod({
-          namespace: MOUNTER.namespace,
+          namespace,
           labelSelector: `${MOUNTER.labelKey}=${MOUNTER.labelValue}`,
           limit: this.pageSize,
           ...(token === undefined ? {} : { _continue: token }),
         }),
-      `cannot list the ${MOUNTER.name} pods in namespace ${MOUNTER.namespace}`,
+      `cannot list the ${MOUNTER.name} pods in namespace ${namespace}`,
     );
     for await (const pod of pages) {
+      // The label narrows the list; the owner decides, since anyone may label a pod.
+      const owner = controllerOf(pod.metadata?.ownerReferences);
+      if (owner?.kind !== 'DaemonSet' || owner.name !== MOUNTER.name) continue;
       const nodeName = pod.spec?.nodeName;
       if (nodeName !== undefined && nodeName !== '') mounters.push({ nodeName, ready: isPodReady(pod.status), name: pod.metadata?.name ?? '(unnamed)' });
     }

@@ -34,8 +34,8 @@ export class LazyClusterReader implements ClusterReader {
     yield* (await this.load()).listPods(namespace);
   }
 
-  async listMounterPods(): Promise<MounterPod[]> {
-    return (await this.load()).listMounterPods();
+  async listMounterPods(namespace: string): Promise<MounterPod[]> {
+    return (await this.load()).listMounterPods(namespace);
   }
 
   async readObject(target: ExplainTarget): Promise<Record<string, unknown> | undefined> {

@@ -113,11 +113,41 @@ describe('audit rules on hand-made pods', () => {
         metadata: { name: 'dfs-mounter-x', namespace: 'dfs-system', labels: { 'app.kubernetes.io/name': 'dfs-mounter' } },
         spec: { containers: [{ name: 'mounter', volumeMounts: [{ name: 'dfs', mountPath: '/mnt/decypharr-dfs', mountPropagation: 'Bidirectional' }] }], volumes: [{ name: 'dfs', hostPath: { path: '/mnt/decypharr-dfs' } }] },
       },
-      { nodeName: 'node-a' },
+      { nodeName: 'node-a', owner: { kind: 'DaemonSet', name: 'dfs-mounter' } },
     );
     const result = auditInventory({ namespaces: [], pods: [mounter], mounterPods: [MOUNTER_READY] }, options());
     expect(result.findings).toEqual([]);
     expect(result.checked.pods).toBe(0);
+  });
+
+  // Anyone who may create a pod may label it; only the dfs-mounter DaemonSet in the mounter's
+  // namespace may mount the DFS writable.
+  it.each([
+    ['labelled like the mounter, owned by a DaemonSet of that name, in another namespace', 'media', { kind: 'DaemonSet', name: 'dfs-mounter' }, 'Pod'],
+    ['labelled like the mounter in its namespace, owned by another DaemonSet', 'dfs-system', { kind: 'DaemonSet', name: 'evil' }, 'Pod'],
+    ['labelled like the mounter in its namespace, owned by nothing', 'dfs-system', undefined, 'Pod'],
+    ['a DaemonSet template labelled like the mounter in another namespace', 'media', undefined, 'DaemonSet'],
+  ] as const)('reports a writable DFS mount of a pod %s', (_, namespace, owner, kind) => {
+    const pod = podOf(
+      {
+        metadata: { name: kind === 'DaemonSet' ? 'dfs-mounter' : 'dfs-mounter-x', namespace, labels: { 'app.kubernetes.io/name': 'dfs-mounter' } },
+        spec: { containers: [{ name: 'mounter', volumeMounts: [{ name: 'dfs', mountPath: '/mnt/decypharr-dfs', mountPropagation: 'Bidirectional' }] }], volumes: [{ name: 'dfs', hostPath: { path: '/mnt/decypharr-dfs' } }] },
+      },
+      { kind, ...(owner === undefined ? {} : { owner }) },
+    );
+    expect(rules(auditInventory({ namespaces: [], pods: [pod] }, options()).findings)).toEqual(['DFS001', 'DFS002', 'DFS003']);
+  });
+
+  it('takes the mounter namespace from the options', () => {
+    const pod = podOf(
+      {
+        metadata: { name: 'dfs-mounter-x', namespace: 'storage', labels: {} },
+        spec: { containers: [{ name: 'mounter', volumeMounts: [{ name: 'dfs', mountPath: '/mnt/decypharr-dfs', mountPropagation: 'Bidirectional' }] }], volumes: [{ name: 'dfs', hostPath: { path: '/mnt/decypharr-dfs' } }] },
+      },
+      { owner: { kind: 'DaemonSet', name: 'dfs-mounter' } },
+    );
+    expect(auditInventory({ namespaces: [], pods: [pod] }, options(defaultConfig, { mounterNamespace: 'storage' })).findings).toEqual([]);
+    expect(auditInventory({ namespaces: [], pods: [pod] }, options()).findings).not.toEqual([]);
   });
 });
 
@@ -288,7 +318,8 @@ describe('auditCluster', () => {
 describe('the project manifests', () => {
   it('raise no finding for the mounter DaemonSet, even without the namespace kustomize adds', () => {
     const text = readFileSync(new URL('../../manifests/mounter/daemonset.yaml', import.meta.url), 'utf8');
-    const inventory = inventoryFromDocuments(parseAllDocuments(text).map((d) => d.toJS()), { defaultNamespace: 'default' });
+    // Applied with -n dfs-system: a DaemonSet named dfs-mounter elsewhere is not the mounter.
+    const inventory = inventoryFromDocuments(parseAllDocuments(text).map((d) => d.toJS()), { defaultNamespace: 'dfs-system' });
     expect(inventory.pods).toHaveLength(1);
     const result = auditInventory(inventory, options());
     expect(result.findings).toEqual([]);

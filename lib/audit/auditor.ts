@@ -10,6 +10,8 @@ export interface AuditOptions {
   driftUnavailable?: string;
   /** Why node state is unknown; used when mounter pods are not given. */
   nodesUnavailable?: string;
+  /** Namespace of the dfs-mounter DaemonSet (the webhook's); default dfs-system. */
+  mounterNamespace?: string;
 }
 
 const NAMESPACE_RULES: RuleId[] = (Object.values(RULES) as { id: RuleId; needs: string }[]).filter((r) => r.needs === 'namespace').map((r) => r.id);
@@ -41,7 +43,7 @@ export class Auditor {
   }
 
   addPod(pod: InventoryPod): void {
-    if (isMounterPod(pod)) return;
+    if (isMounterPod(pod, this.options.mounterNamespace)) return;
     this.pods++;
     this.podNamespaces.add(pod.namespace);
     const namespace = this.namespaces.get(pod.namespace);

@@ -1,4 +1,5 @@
 import { Auditor, type AuditOptions } from './auditor.js';
+import { MOUNTER } from './rules.js';
 import type { AuditResult, InventoryNamespace, InventoryPod, MounterPod } from './types.js';
 
 /**
@@ -11,8 +12,8 @@ export interface ClusterReader {
   readNamespace(name: string): Promise<InventoryNamespace | undefined>;
   /** Pods of one namespace, or of all namespaces. */
   listPods(namespace?: string): AsyncIterable<InventoryPod>;
-  /** The dfs-mounter DaemonSet's pods, with their node and readiness. */
-  listMounterPods(): Promise<MounterPod[]>;
+  /** The pods of the dfs-mounter DaemonSet in `namespace`, with their node and readiness. */
+  listMounterPods(namespace: string): Promise<MounterPod[]>;
 }
 
 export interface ClusterAuditOptions extends AuditOptions {
@@ -47,7 +48,7 @@ export async function auditCluster(
   let mounterPods: MounterPod[] | undefined;
   let nodesUnavailable: string | undefined;
   try {
-    mounterPods = await reader.listMounterPods();
+    mounterPods = await reader.listMounterPods(options.mounterNamespace ?? MOUNTER.namespace);
   } catch (error) {
     nodesUnavailable = mounterError(error);
     if (nodesUnavailable === undefined) throw error;

@@ -1,11 +1,13 @@
 import { isRecord, nonEmptyString, type PodLike } from '../k8s.js';
 import { findPods } from '../workloads.js';
-import { isMounterPod } from './rules.js';
+import { controllerOf, isMounterPod } from './rules.js';
 import type { Inventory, InventoryNamespace, InventoryPod, MounterPod } from './types.js';
 
 export interface ManifestInventoryOptions {
   /** Namespace of objects that name none, as `kubectl apply -n` would use. */
   defaultNamespace: string;
+  /** Namespace of the dfs-mounter DaemonSet; default dfs-system. */
+  mounterNamespace?: string;
 }
 
 function stringMap(value: unknown): Record<string, string> {
@@ -47,7 +49,7 @@ export function inventoryFromDocuments(docs: readonly unknown[], options: Manife
       const entry = inventoryEntry(object, meta, pod, options.defaultNamespace);
       if (entry.nodeName !== undefined) {
         bound = true;
-        if (isMounterPod(entry)) mounterPods.push({ nodeName: entry.nodeName, ready: isPodReady(object.status), name: entry.name });
+        if (isMounterPod(entry, options.mounterNamespace)) mounterPods.push({ nodeName: entry.nodeName, ready: isPodReady(object.status), name: entry.name });
       }
       pods.push(entry);
     }
@@ -68,6 +70,8 @@ function inventoryEntry(object: Record<string, unknown>, meta: Record<string, un
   };
   const uid = nonEmptyString(meta.uid);
   if (uid !== undefined) entry.uid = uid;
+  const owner = object.kind === 'Pod' ? controllerOf(meta.ownerReferences) : undefined;
+  if (owner !== undefined) entry.owner = owner;
   // Only a Pod is bound to a node; a template's nodeName is a scheduling request, not state.
   const nodeName = nonEmptyString(pod.spec.nodeName);
   if (object.kind === 'Pod' && nodeName !== undefined) {

@@ -121,11 +121,26 @@ export const RULES: Readonly<Record<RuleId, RuleInfo>> = {
 export const RULE_IDS: readonly RuleId[] = Object.keys(RULES) as RuleId[];
 
 /**
- * The mounter's own pods (and its DaemonSet's template, wherever a manifest left its namespace
- * unset): their writable, Bidirectional hostPath of the DFS is how they work, not a finding.
+ * The mounter's own pods and its DaemonSet's template: their writable, Bidirectional hostPath of
+ * the DFS is how they work, not a finding. Known by where they are and who owns them (the
+ * DaemonSet named dfs-mounter in the webhook's namespace), never by a label: anyone who may create
+ * a pod may give it any label, in any namespace.
  */
-export function isMounterPod(pod: Pick<InventoryPod, 'namespace' | 'labels' | 'kind'>): boolean {
-  return pod.labels[MOUNTER.labelKey] === MOUNTER.labelValue && (pod.namespace === MOUNTER.namespace || pod.kind === 'DaemonSet');
+export function isMounterPod(pod: Pick<InventoryPod, 'namespace' | 'kind' | 'name' | 'owner'>, mounterNamespace: string = MOUNTER.namespace): boolean {
+  if (pod.namespace !== mounterNamespace) return false;
+  if (pod.kind === 'DaemonSet') return pod.name === MOUNTER.name;
+  return pod.kind === 'Pod' && pod.owner?.kind === 'DaemonSet' && pod.owner.name === MOUNTER.name;
+}
+
+/** The controller among ownerReferences, as the API server returns them; undefined when there is none. */
+export function controllerOf(ownerReferences: unknown): { kind: string; name: string } | undefined {
+  if (!Array.isArray(ownerReferences)) return undefined;
+  for (const ref of ownerReferences as unknown[]) {
+    if (typeof ref !== 'object' || ref === null) continue;
+    const { kind, name, controller } = ref as Record<string, unknown>;
+    if (controller === true && typeof kind === 'string' && typeof name === 'string') return { kind, name };
+  }
+  return undefined;
 }
 
 export function podRef(pod: InventoryPod): ResourceRef {

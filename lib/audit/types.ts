@@ -34,6 +34,8 @@ export interface InventoryPod {
   nodeName?: string;
   /** `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`; absent for templates. */
   phase?: string;
+  /** The controller that owns a Pod (its ownerReference with controller: true); absent for templates. */
+  owner?: { kind: string; name: string };
 }
 
 export interface MounterPod {
