@@ -75,6 +75,38 @@ describe('dfs-injector inject', () => {
   const input = (name: string): string => readFileSync(new URL(name, GOLDEN_DIR), 'utf8');
   const output = (name: string): string => readFileSync(new URL(`${name}.injected`, GOLDEN_DIR), 'utf8');
 
+  it('injects what helm template writes when a map or a list is left empty (null), instead of crashing', async () => {
+    const helm = [
+      '# Source: media/templates/sonarr.yaml',
+      'apiVersion: apps/v1',
+      'kind: Deployment',
+      'metadata:',
+      '  name: sonarr',
+      'spec:',
+      '  template:',
+      '    metadata:',
+      '      labels:',
+      '        dfs-injector.io/role: consumer',
+      '      annotations:',
+      '        # {{- with .Values.podAnnotations }}',
+      '    spec:',
+      '      containers:',
+      '        - name: sonarr',
+      '          image: ghcr.io/home-operations/sonarr:4.0.16',
+      '          volumeMounts:',
+      '      volumes:',
+      '',
+    ].join('\n');
+    const result = await inject(['-f', '-'], helm);
+    expect(result.err).toBe('');
+    expect(result.code).toBe(0);
+    const [out] = docsOf(result.out) as Record<string, any>[];
+    const template = out?.spec.template;
+    expect(Object.keys(template.metadata.annotations)).toEqual(['dfs-injector.io/status']);
+    expect(template.spec.volumes).toEqual([{ name: 'dfs-injector-dfs', hostPath: { path: '/mnt/decypharr-dfs', type: 'Directory' } }]);
+    expect(template.spec.containers[0].volumeMounts).toEqual([{ name: 'dfs-injector-dfs', mountPath: '/mnt/dfs', readOnly: true, mountPropagation: 'HostToContainer' }]);
+  });
+
   it('writes a document that is not a workload back equal to its input', () => {
     expect(docsOf(output('configmap.yaml'))).toEqual(docsOf(input('configmap.yaml')));
     expect(output('configmap.yaml')).toContain("ENABLED: 'yes'");

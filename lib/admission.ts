@@ -117,7 +117,7 @@ function toResponse(uid: string, pod: PodDecision, patch: PatchBuilder): Admissi
   const response: AdmissionResponse = { uid, allowed: pod.outcome !== 'denied' };
   if (pod.warnings.length > 0) response.warnings = boundMessages(pod.warnings, LIMITS.warnings, 'warnings');
   if (pod.outcome === 'denied') {
-    const code = pod.reason === 'invalid-annotation' || pod.reason === 'invalid-role-label' ? 400 : 403;
+    const code = pod.reason === 'invalid-annotation' || pod.reason === 'invalid-role-label' || pod.reason === 'invalid-pod' ? 400 : 403;
     response.status = { code, message: boundMessages(pod.errors, LIMITS.errors, 'errors').join('; '), reason: code === 400 ? 'BadRequest' : 'Forbidden' };
     response.auditAnnotations = { role: pod.role, denied: pod.reason };
     return response;

@@ -59,12 +59,12 @@ function ensureHostPathVolume(ctx: PlanContext, config: Config): string | undefi
   const wanted = config.consumer.volumeName;
   const sameName = volumes?.find((v) => v.name === wanted);
   if (sameName !== undefined) {
-    if (sameName.hostPath !== undefined && normalizePath(sameName.hostPath.path) === config.hostPath) return wanted;
+    if (sameName.hostPath != null && normalizePath(sameName.hostPath.path) === config.hostPath) return wanted;
     ctx.errors.push(`volume "${wanted}" already exists and is not a hostPath of ${config.hostPath}; rename that volume, or set consumer.volumeName in the dfs-injector config`);
     return undefined;
   }
   // A hand-written hostPath of the same node path is reused rather than mounted twice.
-  const handWritten = volumes?.find((v) => v.hostPath !== undefined && normalizePath(v.hostPath.path) === config.hostPath);
+  const handWritten = volumes?.find((v) => v.hostPath != null && normalizePath(v.hostPath.path) === config.hostPath);
   if (handWritten !== undefined) {
     ctx.warnings.push(`volume "${shown(handWritten.name)}" already mounts host path ${config.hostPath}; it was reused instead of adding "${wanted}"`);
     return handWritten.name;

@@ -1,21 +1,23 @@
 // The slice of the Kubernetes Pod API that injection reads. Fields are optional because the
-// offline `inject` path sees objects that the API server has not defaulted yet.
+// offline `inject` path sees objects that the API server has not defaulted yet, and may be null,
+// which means absent (Helm writes `annotations:` with only a comment as null). lib/pod-shape.ts
+// refuses every other type before anything reads these fields.
 
 export interface ObjectMeta {
   name?: string;
   generateName?: string;
   namespace?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
+  labels?: Record<string, string> | null;
+  annotations?: Record<string, string> | null;
   [key: string]: unknown;
 }
 
 export interface VolumeMount {
   name: string;
   mountPath: string;
-  readOnly?: boolean;
-  mountPropagation?: string;
-  subPath?: string;
+  readOnly?: boolean | null;
+  mountPropagation?: string | null;
+  subPath?: string | null;
   [key: string]: unknown;
 }
 
@@ -29,30 +31,31 @@ export interface ContainerPort {
 export interface Container {
   name: string;
   image?: string;
-  ports?: ContainerPort[];
-  volumeMounts?: VolumeMount[];
-  securityContext?: { privileged?: boolean; [key: string]: unknown };
-  restartPolicy?: string;
+  ports?: ContainerPort[] | null;
+  volumeMounts?: VolumeMount[] | null;
+  securityContext?: { privileged?: boolean | null; [key: string]: unknown } | null;
+  restartPolicy?: string | null;
   [key: string]: unknown;
 }
 
 export interface Volume {
   name: string;
-  hostPath?: { path: string; type?: string };
-  emptyDir?: Record<string, unknown>;
+  hostPath?: { path: string; type?: string | null } | null;
+  emptyDir?: Record<string, unknown> | null;
   [key: string]: unknown;
 }
 
 export interface PodSpec {
   containers: Container[];
-  initContainers?: Container[];
-  volumes?: Volume[];
+  initContainers?: Container[] | null;
+  ephemeralContainers?: Container[] | null;
+  volumes?: Volume[] | null;
   [key: string]: unknown;
 }
 
 /** A Pod, or a pod template: both have metadata and a spec. */
 export interface PodLike {
-  metadata?: ObjectMeta;
+  metadata?: ObjectMeta | null;
   spec: PodSpec;
   [key: string]: unknown;
 }

@@ -3,6 +3,7 @@ import type { EntryContext } from './entry.js';
 import type { PodLike } from './k8s.js';
 import { ANNOTATION_STATUS, LABEL_POD_SECURITY_ENFORCE, type Role } from './names.js';
 import { parseOverrides } from './overrides.js';
+import { podShapeErrors } from './pod-shape.js';
 import { PatchBuilder } from './patch.js';
 import { emptyInjected, isEmptyInjected, type Injected, type PlanContext } from './plan.js';
 import { planConsumer } from './consumer.js';
@@ -28,6 +29,9 @@ export interface PodDecision {
  * labelled pod is never admitted half-injected.
  */
 export function planPod(pod: PodLike, prefix: string, patch: PatchBuilder, config: Config, entry: EntryContext): PodDecision {
+  // Before the role: a label map of the wrong type cannot say which role applies.
+  const shape = podShapeErrors(pod);
+  if (shape.length > 0) return decided('unselected', 'denied', 'invalid-pod', shape);
   const gate = admitRole(pod, entry);
   if (gate.kind === 'decided') return gate.decision;
   const role = gate.role;
@@ -44,7 +48,7 @@ export function planPod(pod: PodLike, prefix: string, patch: PatchBuilder, confi
 
   const previous = writeStatus(ctx, role, config);
   // The status annotation needs metadata to exist; templates written by hand may lack it.
-  if (pod.metadata === undefined && !scratch.isEmpty) patch.setField(`${prefix}/metadata`, {});
+  if (pod.metadata == null && !scratch.isEmpty) patch.setField(`${prefix}/metadata`, {});
   patch.ops.push(...scratch.ops);
 
   const outcome: Outcome = isEmptyInjected(ctx.injected) ? 'unchanged' : 'injected';

@@ -33,9 +33,9 @@ const KNOWN = new Set<string>([...Object.values(OVERRIDE_ANNOTATIONS), ANNOTATIO
  * the annotation, its value and the rule); an override that does not apply to the pod's role, or
  * an unknown annotation in our domain (usually a typo), is a warning, so nothing is ignored silently.
  */
-export function parseOverrides(annotations: Readonly<Record<string, string>> | undefined, role: 'consumer' | 'source'): OverrideParse {
+export function parseOverrides(annotations: Readonly<Record<string, string>> | null | undefined, role: 'consumer' | 'source'): OverrideParse {
   const result: OverrideParse = { overrides: {}, errors: [], warnings: [] };
-  if (annotations === undefined) return result;
+  if (annotations == null) return result;
   for (const key of Object.keys(annotations)) {
     if (key.startsWith(`${DOMAIN}/`) && !KNOWN.has(key)) {
       result.warnings.push(`annotation ${shown(key)} is not known and was ignored (known: ${Object.values(OVERRIDE_ANNOTATIONS).join(', ')})`);

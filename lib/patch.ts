@@ -16,8 +16,9 @@ export class PatchBuilder {
   readonly ops: PatchOperation[] = [];
   private readonly created = new Set<string>();
 
-  appendTo<T>(path: string, current: readonly T[] | undefined, value: T): void {
-    if (current === undefined && !this.created.has(path)) {
+  // `current` null is absent, as the API server reads it: `add` of the whole array replaces the null.
+  appendTo<T>(path: string, current: readonly T[] | null | undefined, value: T): void {
+    if (current == null && !this.created.has(path)) {
       this.created.add(path);
       this.ops.push({ op: 'add', path, value: [value] });
       return;
@@ -26,14 +27,14 @@ export class PatchBuilder {
   }
 
   /** Sets `key` in the string map at `path` (labels, annotations), creating the map if absent. */
-  setMapEntry(path: string, current: Record<string, string> | undefined, key: string, value: string): void {
-    if (current === undefined && !this.created.has(path)) {
+  setMapEntry(path: string, current: Record<string, string> | null | undefined, key: string, value: string): void {
+    if (current == null && !this.created.has(path)) {
       this.created.add(path);
       this.ops.push({ op: 'add', path, value: { [key]: value } });
       return;
     }
     const entryPath = `${path}/${escapePointerToken(key)}`;
-    const op = current !== undefined && key in current ? 'replace' : 'add';
+    const op = current != null && Object.hasOwn(current, key) ? 'replace' : 'add';
     this.ops.push({ op, path: entryPath, value });
   }
 

@@ -8,7 +8,7 @@ export type RoleSelection =
   | { kind: 'invalid'; message: string };
 
 /** The pod's own role label wins; otherwise the namespace-wide default, if its entry says so. */
-export function selectRole(labels: Readonly<Record<string, string>> | undefined, entry: EntryContext): RoleSelection {
+export function selectRole(labels: Readonly<Record<string, string>> | null | undefined, entry: EntryContext): RoleSelection {
   const value = labels?.[LABEL_ROLE];
   if (value === undefined) {
     return entry.defaultRole === undefined ? { kind: 'unselected' } : { kind: 'selected', role: entry.defaultRole, via: 'namespace-default' };

@@ -59,7 +59,7 @@ function ensureSourceVolume(ctx: PlanContext, config: Config, container: Contain
   const existing = mounts?.[index];
   if (existing !== undefined) {
     if (existing.mountPropagation === 'Bidirectional') return existing.name;
-    if (existing.mountPropagation === undefined) {
+    if (existing.mountPropagation == null) {
       ctx.patch.setField(`${containerPath}/volumeMounts/${index}/mountPropagation`, 'Bidirectional');
       ctx.warnings.push(`set mountPropagation: Bidirectional on the mount of volume "${shown(existing.name)}" at ${sourcePath} in container "${shown(container.name)}", so the FUSE mount reaches the smbd sidecar`);
       ctx.injected.mounts.push(`${container.name}:${sourcePath}:Bidirectional`);
@@ -73,7 +73,7 @@ function ensureSourceVolume(ctx: PlanContext, config: Config, container: Contain
   const name = config.source.volumeName;
   const volumes = ctx.pod.spec.volumes;
   const clash = volumes?.find((v) => v.name === name);
-  if (clash !== undefined && clash.emptyDir === undefined) {
+  if (clash !== undefined && clash.emptyDir == null) {
     ctx.errors.push(`volume "${name}" already exists and is not an emptyDir; rename that volume, or set source.volumeName in the dfs-injector config`);
     return undefined;
   }

@@ -165,7 +165,7 @@ interface MountUse {
 
 function allContainers(pod: InventoryPod): { where: string; container: Container }[] {
   const spec = pod.spec;
-  const ephemeral = Array.isArray(spec.ephemeralContainers) ? (spec.ephemeralContainers as Container[]) : [];
+  const ephemeral = Array.isArray(spec.ephemeralContainers) ? (spec.ephemeralContainers) : [];
   return [
     ...spec.containers.map((container) => ({ where: 'container', container })),
     ...(spec.initContainers ?? []).map((container) => ({ where: 'init container', container })),

@@ -37,7 +37,7 @@ export function fixturePod(fixture: PodFixture, name: string, namespace: string)
   pod.metadata.namespace = namespace;
   pod.spec.volumes = (pod.spec.volumes ?? []).filter((v) => !SA_TOKEN_VOLUME.test(v.name));
   for (const c of [...pod.spec.containers, ...(pod.spec.initContainers ?? [])]) {
-    if (c.volumeMounts !== undefined) c.volumeMounts = c.volumeMounts.filter((m) => !SA_TOKEN_VOLUME.test(m.name));
+    if (c.volumeMounts != null) c.volumeMounts = c.volumeMounts.filter((m) => !SA_TOKEN_VOLUME.test(m.name));
   }
   return pod;
 }
