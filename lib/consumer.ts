@@ -3,6 +3,7 @@ import type { Container, Volume, VolumeMount } from './k8s.js';
 import type { Overrides } from './overrides.js';
 import { LIMITS, listSome, shown } from './bounds.js';
 import { OVERRIDE_ANNOTATIONS } from './names.js';
+import { refuseForeignDfsVolumes } from './dfs-volumes.js';
 import { normalizePath, type PlanContext } from './plan.js';
 
 /** The wait-for-mount init container's script: constant, its inputs in DFS_MOUNT_PATH and DFS_WAIT_TIMEOUT. */export const WAIT_FOR_MOUNT_SCRIPT = [
@@ -30,6 +31,9 @@ export function planConsumer(ctx: PlanContext, config: Config, overrides: Overri
   const mountPath = overrides.mountPath ?? config.consumer.mountPath;
   const volumeName = ensureHostPathVolume(ctx, config);
   if (volumeName === undefined) return;
+  refuseForeignDfsVolumes(ctx, config, volumeName);
+  if (ctx.errors.length > 0) return;
+  makeDfsMountsSafe(ctx, volumeName);
   const targets = selectTargets(ctx, overrides.containers ?? config.consumer.containers, overrides.containers !== undefined);
   if (targets === undefined) return;
 
@@ -59,20 +63,51 @@ function ensureHostPathVolume(ctx: PlanContext, config: Config): string | undefi
   const wanted = config.consumer.volumeName;
   const sameName = volumes?.find((v) => v.name === wanted);
   if (sameName !== undefined) {
-    if (sameName.hostPath != null && normalizePath(sameName.hostPath.path) === config.hostPath) return wanted;
+    if (sameName.hostPath != null && normalizePath(sameName.hostPath.path) === normalizePath(config.hostPath)) {
+      // Injected by an earlier pass, or written by hand under the webhook's name: either way it is the webhook's now.
+      ctx.adopted.push(wanted);
+      return wanted;
+    }
     ctx.errors.push(`volume "${wanted}" already exists and is not a hostPath of ${config.hostPath}; rename that volume, or set consumer.volumeName in the dfs-injector config`);
     return undefined;
   }
   // A hand-written hostPath of the same node path is reused rather than mounted twice.
-  const handWritten = volumes?.find((v) => v.hostPath != null && normalizePath(v.hostPath.path) === config.hostPath);
+  const handWritten = volumes?.find((v) => v.hostPath != null && normalizePath(v.hostPath.path) === normalizePath(config.hostPath));
   if (handWritten !== undefined) {
     ctx.warnings.push(`volume "${shown(handWritten.name)}" already mounts host path ${config.hostPath}; it was reused instead of adding "${wanted}"`);
+    // From now on the webhook answers for it: its mounts are made safe and the status lists it.
+    ctx.adopted.push(handWritten.name);
     return handWritten.name;
   }
   const volume: Volume = { name: wanted, hostPath: { path: config.hostPath, type: 'Directory' } };
   ctx.patch.appendTo(`${ctx.prefix}/spec/volumes`, volumes, volume);
   ctx.injected.volumes.push(wanted);
   return wanted;
+}
+
+/**
+ * Every mount of the DFS volume, wherever the pod put it, becomes read-only with HostToContainer:
+ * the pod still gets the share (which is read-only anyway), and cannot write onto the node disk
+ * under it when the share is not mounted, nor miss a mount re-made after it started.
+ */
+function makeDfsMountsSafe(ctx: PlanContext, volumeName: string): void {
+  const spec = ctx.pod.spec;
+  for (const list of ['containers', 'initContainers', 'ephemeralContainers'] as const) {
+    (spec[list] ?? []).forEach((container, i) => {
+      (container.volumeMounts ?? []).forEach((mount, j) => {
+        if (mount.name !== volumeName) return;
+        const readOnly = mount.readOnly === true;
+        const propagation = mount.mountPropagation === 'HostToContainer';
+        if (readOnly && propagation) return;
+        const at = `${ctx.prefix}/spec/${list}/${i}/volumeMounts/${j}`;
+        if (!readOnly) ctx.patch.setField(`${at}/readOnly`, true);
+        if (!propagation) ctx.patch.setField(`${at}/mountPropagation`, 'HostToContainer');
+        const was = [readOnly ? '' : 'writable', propagation ? '' : `with mountPropagation ${mount.mountPropagation == null ? 'None (unset)' : shown(mount.mountPropagation)}`].filter((w) => w !== '').join(' and ');
+        ctx.warnings.push(`container "${shown(container.name)}" mounted the DFS volume "${shown(volumeName)}" at ${shown(mount.mountPath)} ${was}; it is now read-only with HostToContainer`);
+        ctx.injected.mounts.push(`${container.name}:${mount.mountPath}`);
+      });
+    });
+  }
 }
 
 function selectTargets(ctx: PlanContext, names: readonly string[], fromAnnotation: boolean): Target[] | undefined {

@@ -7,9 +7,9 @@ import { podShapeErrors } from './pod-shape.js';
 import { PatchBuilder } from './patch.js';
 import { emptyInjected, isEmptyInjected, type Injected, type PlanContext } from './plan.js';
 import { planConsumer } from './consumer.js';
-import { planSource } from './source.js';
+import { planSource, SHIM_INIT_CONTAINER, SHIM_VOLUME, SMBD_STATE_VOLUME } from './source.js';
 import { selectRole } from './role.js';
-import { mergeStatus, parseStatus, serializeStatus, type InjectionStatus } from './status.js';
+import { mergeStatus, parseStatus, sameStatus, serializeStatus, trustedStatus, type InjectionStatus, type OwnNames } from './status.js';
 import { VERSION } from './version.js';
 
 export type Outcome = 'injected' | 'unchanged' | 'skipped' | 'denied';
@@ -41,7 +41,7 @@ export function planPod(pod: PodLike, prefix: string, patch: PatchBuilder, confi
 
   // Plan into a scratch builder first so a denial leaves the caller's patch untouched.
   const scratch = new PatchBuilder();
-  const ctx: PlanContext = { pod, prefix, patch: scratch, injected: emptyInjected(), errors: [], warnings: [...parsed.warnings] };
+  const ctx: PlanContext = { pod, prefix, patch: scratch, injected: emptyInjected(), adopted: [], errors: [], warnings: [...parsed.warnings] };
   if (role === 'consumer') planConsumer(ctx, config, parsed.overrides);
   else planSource(ctx, config, parsed.overrides);
   if (ctx.errors.length > 0) return decided(role, 'denied', `${role}-conflict`, ctx.errors, ctx.warnings);
@@ -92,10 +92,21 @@ function writeStatus(ctx: PlanContext, role: 'consumer' | 'source', config: Conf
   if (previousRaw !== undefined && previous === undefined) {
     ctx.warnings.push(`annotation ${ANNOTATION_STATUS} was not valid dfs-injector status JSON and was rewritten`);
   }
-  const unchanged = previous !== undefined && previous.role === role && isEmptyInjected(ctx.injected);
+  const trusted = previous === undefined ? undefined : trustedStatus(previous, ctx.pod, ownNames(config, role, ctx.adopted));
+  const unrecorded = ctx.adopted.filter((v) => trusted === undefined || trusted.role !== role || !trusted.volumes.includes(v));
+  const unchanged = previous !== undefined && trusted !== undefined && previous.role === role && isEmptyInjected(ctx.injected) && unrecorded.length === 0 && sameStatus(trusted, previous);
   if (!unchanged) {
-    const status = mergeStatus(previous, { role, configHash: configHash(config), version: VERSION, ...ctx.injected });
+    const next: InjectionStatus = { role, configHash: configHash(config), version: VERSION, ...ctx.injected, volumes: [...ctx.injected.volumes, ...unrecorded] };
+    const status = mergeStatus(trusted, next);
     ctx.patch.setMapEntry(`${ctx.prefix}/metadata/annotations`, annotations, ANNOTATION_STATUS, serializeStatus(status));
   }
   return previous;
+}
+
+/** What this webhook adds to a pod of `role` under `config`, and the volumes it took over. */
+function ownNames(config: Config, role: 'consumer' | 'source', adopted: readonly string[]): OwnNames {
+  if (role === 'consumer') {
+    return { volumes: new Set([config.consumer.volumeName, ...adopted]), containers: new Set(), initContainers: new Set([config.consumer.waitForMount.name]) };
+  }
+  return { volumes: new Set([config.source.volumeName, SHIM_VOLUME, SMBD_STATE_VOLUME]), containers: new Set([config.source.sidecar.name]), initContainers: new Set([SHIM_INIT_CONTAINER]) };
 }

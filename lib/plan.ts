@@ -24,6 +24,8 @@ export interface PlanContext {
   readonly prefix: string;
   readonly patch: PatchBuilder;
   readonly injected: Injected;
+  /** Volumes already in the pod that the webhook took over (a hand-written hostPath of the DFS host path). */
+  readonly adopted: string[];
   readonly errors: string[];
   readonly warnings: string[];
 }
@@ -49,6 +51,13 @@ export function normalizePath(path: string): string {
   const absolute = path.charCodeAt(0) === SLASH;
   if (segments.length === 0) return absolute ? '/' : path;
   return (absolute ? '/' : '') + segments.join('/');
+}
+
+/** True when `path` is the DFS host path or lies under it, however it is spelt. */
+export function isUnderHostPath(path: string, hostPath: string): boolean {
+  const normalized = normalizePath(path);
+  const host = normalizePath(hostPath);
+  return normalized === host || host === '/' || normalized.startsWith(`${host}/`);
 }
 
 const SLASH = 0x2f;

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import jsonpatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { admissionReviewFor, loadPod, POD_FIXTURES } from '../test/support/fixtures.js';
-import { assertValidPod } from '../test/support/k8s-schema.js';
+import { assertValidPod, withoutNulls } from '../test/support/k8s-schema.js';
 import { reviewAdmission } from './admission.js';
 import { configSchema } from './config.js';
 import { DEFAULT_ENTRY } from './entry.js';
@@ -64,13 +64,6 @@ function set(object: Record<string, any>, path: Path, value: unknown): boolean {
   if (node === null || typeof node !== 'object') return false;
   node[path.at(-1) as string | number] = value;
   return true;
-}
-
-/** The object as the API server decodes it: a null field is an absent one (the schema's enums do not list null). */
-function withoutNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutNulls);
-  if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null).map(([k, v]) => [k, withoutNulls(v)]));
 }
 
 const arbitraryCase = fc.record({

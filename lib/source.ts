@@ -3,6 +3,8 @@ import type { Container, VolumeMount } from './k8s.js';
 import type { Overrides } from './overrides.js';
 import { OVERRIDE_ANNOTATIONS } from './names.js';
 import { listSome, shown } from './bounds.js';
+import { refuseForeignDfsVolumes } from './dfs-volumes.js';
+import { isRecord } from './k8s.js';
 import { normalizePath, type PlanContext } from './plan.js';
 
 export const SHIM_VOLUME = 'dfs-injector-shim';
@@ -20,6 +22,9 @@ export const SMBD_STATE_DIR = '/run/dfs-smbd';
  * privileged containers, so a non-privileged source is refused rather than admitted broken.
  */
 export function planSource(ctx: PlanContext, config: Config, overrides: Overrides): void {
+  // A source serves the share; it has no business mounting the node's copy of it.
+  refuseForeignDfsVolumes(ctx, config, undefined);
+  if (ctx.errors.length > 0) return;
   const found = findSourceContainer(ctx, config, overrides);
   if (found === undefined) return;
   const { container, index } = found;
@@ -90,7 +95,11 @@ function ensureSourceVolume(ctx: PlanContext, config: Config, container: Contain
 function addSidecar(ctx: PlanContext, config: Config, overrides: Overrides, volumeName: string, sourcePath: string): void {
   const { sidecar, shim } = config.source;
   const spec = ctx.pod.spec;
-  if (spec.containers.some((c) => c.name === sidecar.name)) return;
+  const present = spec.containers.find((c) => c.name === sidecar.name);
+  if (present !== undefined) {
+    checkPresentSidecar(ctx, config, present, sourcePath);
+    return;
+  }
   const portOwner = [...spec.containers, ...(spec.initContainers ?? [])].find((c) => c.ports?.some((p) => p.containerPort === sidecar.port));
   if (portOwner !== undefined) {
     ctx.errors.push(`container "${shown(portOwner.name)}" already uses port ${sidecar.port}, which the smbd sidecar needs; free it or set source.sidecar.port in the dfs-injector config`);
@@ -141,11 +150,33 @@ function ensureStateVolume(ctx: PlanContext): string | undefined {
   if (clash === undefined) {
     ctx.patch.appendTo(`${ctx.prefix}/spec/volumes`, volumes, { name: SMBD_STATE_VOLUME, emptyDir: { sizeLimit: '64Mi' } });
     ctx.injected.volumes.push(SMBD_STATE_VOLUME);
-  } else if (clash.emptyDir === undefined) {
+  } else if (clash.emptyDir == null) {
     ctx.errors.push(`volume "${SMBD_STATE_VOLUME}" already exists and is not an emptyDir; the smbd sidecar keeps its state there, so rename that volume`);
     return undefined;
   }
   return SMBD_STATE_VOLUME;
+}
+
+/**
+ * A container that already has the sidecar's name is left in place only if it is what the webhook
+ * would have added in the ways that matter (the pod was injected before): the shim preloaded, and
+ * the share mounted read-only. Anything else is refused rather than admitted looking injected.
+ */
+function checkPresentSidecar(ctx: PlanContext, config: Config, container: Container, sourcePath: string): void {
+  const env = Array.isArray(container.env) ? (container.env as unknown[]) : [];
+  const value = (name: string): string | undefined => {
+    for (const e of env) if (isRecord(e) && e.name === name && typeof e.value === 'string') return e.value;
+    return undefined;
+  };
+  const problems: string[] = [];
+  if (config.source.shim.mode !== 'off' && (value('LD_PRELOAD') ?? '') === '') problems.push('has no LD_PRELOAD of the nlink shim');
+  const sharePath = normalizePath(value('DFS_SHARE_PATH') ?? sourcePath);
+  const writable = (container.volumeMounts ?? []).filter((m) => m.name !== SHIM_VOLUME && normalizePath(m.mountPath) === sharePath && m.readOnly !== true);
+  if (writable.length > 0) problems.push(`mounts the share path ${shown(sharePath)} writable`);
+  if (problems.length === 0) return;
+  ctx.errors.push(
+    `container "${shown(container.name)}" is already in the pod but is not the smbd sidecar dfs-injector injects: it ${problems.join(' and ')}; remove it and let the webhook add the sidecar, or set source.sidecar.name in the dfs-injector config`,
+  );
 }
 
 /** Where LD_PRELOAD points, after adding whatever delivers the shim there; undefined when off. */

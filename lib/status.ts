@@ -1,4 +1,5 @@
-import { isRecord } from './k8s.js';
+import { isRecord, type PodLike } from './k8s.js';
+import { normalizePath } from './plan.js';
 import type { Injected } from './plan.js';
 
 /** The JSON written to `dfs-injector.io/status`: what this webhook put into the pod, and under which config. */
@@ -46,4 +47,50 @@ export function mergeStatus(previous: InjectionStatus | undefined, next: Injecti
 export function serializeStatus(status: InjectionStatus): string {
   const { role, volumes, mounts, containers, initContainers, configHash, version } = status;
   return JSON.stringify({ role, volumes, mounts, containers, initContainers, configHash, version });
+}
+
+/** The names of what this webhook adds to a pod of one role under one config, plus what it took over. */
+export interface OwnNames {
+  volumes: ReadonlySet<string>;
+  containers: ReadonlySet<string>;
+  initContainers: ReadonlySet<string>;
+}
+
+/**
+ * The part of a status annotation the pod arrived with that this webhook could have written: names
+ * it uses, of things the pod really has. A pod that brings its own status (copied from an injected
+ * pod, or forged to make a hand-written mount look injected) gets nothing else carried over, so
+ * the status never vouches for what the webhook did not do.
+ */
+export function trustedStatus(previous: InjectionStatus, pod: PodLike, own: OwnNames): InjectionStatus {
+  const spec = pod.spec;
+  const present = (items: readonly { name: string }[] | null | undefined): Set<string> => new Set((items ?? []).map((i) => i.name));
+  const volumes = present(spec.volumes);
+  const containers = present(spec.containers);
+  const initContainers = present(spec.initContainers);
+  const mountsByContainer = new Map<string, Set<string>>();
+  for (const c of [...spec.containers, ...(spec.initContainers ?? [])]) {
+    const paths = mountsByContainer.get(c.name) ?? new Set<string>();
+    for (const m of c.volumeMounts ?? []) paths.add(normalizePath(m.mountPath));
+    mountsByContainer.set(c.name, paths);
+  }
+  // "container:path" or "container:path:Bidirectional"; neither a container name nor a path holds ":".
+  const mounted = (entry: string): boolean => {
+    const [container = '', path = ''] = entry.split(':', 2);
+    return mountsByContainer.get(container)?.has(normalizePath(path)) === true;
+  };
+  return {
+    role: previous.role,
+    configHash: previous.configHash,
+    version: previous.version,
+    volumes: previous.volumes.filter((v) => own.volumes.has(v) && volumes.has(v)),
+    mounts: previous.mounts.filter(mounted),
+    containers: previous.containers.filter((c) => own.containers.has(c) && containers.has(c)),
+    initContainers: previous.initContainers.filter((c) => own.initContainers.has(c) && initContainers.has(c)),
+  };
+}
+
+export function sameStatus(a: InjectionStatus, b: InjectionStatus): boolean {
+  const same = (x: readonly string[], y: readonly string[]): boolean => x.length === y.length && x.every((v, i) => v === y[i]);
+  return a.role === b.role && same(a.volumes, b.volumes) && same(a.mounts, b.mounts) && same(a.containers, b.containers) && same(a.initContainers, b.initContainers);
 }

@@ -33,7 +33,7 @@ function injectedInit(config: Config): any {
 /** The init container planned for a mount path that no annotation or config check has vetted. */
 function plannedInit(config: Config, mountPath: string): any {
   const pod = loadPod('sonarr') as PodLike;
-  const ctx: PlanContext = { pod, prefix: '', patch: new PatchBuilder(), injected: emptyInjected(), errors: [], warnings: [] };
+  const ctx: PlanContext = { pod, prefix: '', patch: new PatchBuilder(), injected: emptyInjected(), adopted: [], errors: [], warnings: [] };
   planConsumer(ctx, config, { mountPath });
   expect(ctx.errors).toEqual([]);
   const op = ctx.patch.ops.find((o) => o.path === '/spec/initContainers/-' || o.path === '/spec/initContainers');

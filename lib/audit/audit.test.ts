@@ -63,13 +63,15 @@ describe('audit rules on pods the webhook injected', () => {
     expect(result.skipped).toContainEqual({ rules: ['DFS005'], reason: 'no config' });
   });
 
-  it('reports a hostPath volume that the webhook reused rather than injected as hand-written', () => {
+  // This test used to expect DFS003 here. A pod the webhook admits must pass the audit (issue 14,
+  // defect 5): the webhook now takes over the hand-written volume it reuses, makes its mounts safe
+  // and lists it in its status.
+  it('finds nothing wrong with a hostPath volume that the webhook reused, which its status lists', () => {
     const pod = loadPod('sonarr');
     pod.spec.volumes.push({ name: 'dfs', hostPath: { path: '/mnt/decypharr-dfs/' } });
     const after = injectDocument(pod, defaultConfig).object as Record<string, any>;
-    const findings = audit({ pods: [podOf(after)] });
-    expect(rules(findings)).toEqual(['DFS003']);
-    expect(findings[0]?.message).toContain('volume "dfs" is a hostPath of the DFS host path /mnt/decypharr-dfs, written by hand: the dfs-injector.io/status annotation does not list it');
+    expect(JSON.parse(after.metadata.annotations['dfs-injector.io/status']).volumes).toEqual(['dfs']);
+    expect(audit({ pods: [podOf(after)] })).toEqual([]);
   });
 });
 

@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import type { Container, Volume, VolumeMount } from '../k8s.js';
 import { ANNOTATION_STATUS, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from '../names.js';
-import { normalizePath } from '../plan.js';
+import { isUnderHostPath, normalizePath } from '../plan.js';
 import { selectRole } from '../role.js';
 import { SHIM_VOLUME } from '../source.js';
 import { parseStatus, type InjectionStatus } from '../status.js';
@@ -152,9 +152,7 @@ export function podRef(pod: InventoryPod): ResourceRef {
 /** A hostPath volume of the DFS host path, or of a directory under it. */
 export function isDfsVolume(volume: Volume, hostPath: string): boolean {
   const path = volume.hostPath?.path;
-  if (path === undefined) return false;
-  const normalized = normalizePath(path);
-  return normalized === hostPath || normalized.startsWith(`${hostPath}/`);
+  return typeof path === 'string' && isUnderHostPath(path, hostPath);
 }
 
 interface MountUse {
