@@ -240,7 +240,7 @@ function explainSent(ctx: Context, entry: WebhookEntry, podLabels: Readonly<Reco
   const decision = planPod(s.pod, `${ctx.docPrefix}${s.prefix}`, patch, config, entry.context);
   if (decision.reason !== 'pod-security' && decision.reason !== 'invalid-annotation') steps.push(planStep(decision));
   if (decision.outcome === 'denied') {
-    const code = decision.reason === 'invalid-annotation' ? 400 : 403;
+    const code = decision.reason === 'invalid-annotation' || decision.reason === 'invalid-pod' ? 400 : 403;
     return unchanged(ctx, 'denied', `DENIED by ${entry.path} (HTTP ${code}): ${decision.errors.join('; ')}`, response);
   }
   if (patch.isEmpty) return unchanged(ctx, 'unchanged', `sent to ${entry.path}; already injected, so nothing changes`, response);
