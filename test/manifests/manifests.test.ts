@@ -20,7 +20,7 @@ const available = needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT);
 const NAMESPACE = 'dfs-system';
 const TLS_SECRET = 'dfs-injector-tls';
 const WEBHOOK = 'dfs-injector';
-const BUILDS = ['.', 'base', 'overlays/default', 'overlays/cert-manager', 'overlays/examples', 'auditor'] as const;
+const BUILDS = ['.', 'base', 'overlays/default', 'overlays/cert-manager', 'overlays/examples', 'auditor', 'auditor-check'] as const;
 const CLUSTER_SIDE = ['base', 'overlays/default', 'overlays/cert-manager'] as const;
 
 const build = (dir: string): KubeObject[] => render(kustomize!, dir);
@@ -299,6 +299,15 @@ describe.skipIf(!available)('rendered manifests', () => {
       const rules = objects[0]!.rules as { resources: string[]; verbs: string[] }[];
       expect([...new Set(rules.flatMap((r) => r.verbs))].sort()).toEqual(['get', 'list']);
       expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
+    });
+
+    it('gets what check reads on top in one role, and keeps the dry-run pod create in another (manifests/auditor-check)', () => {
+      const objects = build('auditor-check');
+      expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['ClusterRole/dfs-injector-checker', 'ClusterRole/dfs-injector-checker-dry-run']);
+      const reads = objects[0]!.rules as { resources: string[]; verbs: string[] }[];
+      expect([...new Set(reads.flatMap((r) => r.verbs))].sort()).toEqual(['get', 'list']);
+      expect(reads.flatMap((r) => r.resources)).not.toContain('secrets');
+      expect(objects[1]!.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['create'] }]);
     });
   });
 
