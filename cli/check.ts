@@ -123,7 +123,7 @@ export async function runChecks(cluster: CheckCluster, args: CheckArgs): Promise
       address === undefined ? { ok: false, address: '(none)', error: 'the webhook Service has no ClusterIP' } : await cluster.servedCertificate(address, webhookServerName(first), TLS_TIMEOUT_MS);
     results.push(checkWebhookCertificate(served, args.now, args.minDays), checkCaBundle(configuration, served));
     const namespace = await cluster.optedInNamespace(args.namespace);
-    results.push(checkDryRunAdmission(namespace === undefined ? { kind: 'no-namespace' } : await cluster.dryRunConsumer(namespace)));
+    results.push(checkDryRunAdmission(namespace === undefined ? { kind: 'no-namespace', ...(args.namespace === undefined ? {} : { only: args.namespace }) } : await cluster.dryRunConsumer(namespace)));
   }
 
   const pods = await cluster.listDfsPods(args.namespace);

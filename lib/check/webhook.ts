@@ -155,7 +155,7 @@ export type DryRunOutcome =
   | { kind: 'not-injected'; namespace: string }
   | { kind: 'refused'; namespace: string; message: string }
   | { kind: 'forbidden'; message: string }
-  | { kind: 'no-namespace' };
+  | { kind: 'no-namespace'; only?: string };
 
 export function checkDryRunAdmission(outcome: DryRunOutcome): StepResult {
   const step = 'webhook-admission';
@@ -176,6 +176,9 @@ export function checkDryRunAdmission(outcome: DryRunOutcome): StepResult {
     case 'forbidden':
       return { step, subject: '', status: 'skip', reason: `not allowed to dry-run a pod create: ${outcome.message}`, fix: 'bind the dfs-injector-checker-dry-run ClusterRole (manifests/auditor-check) to run this step' };
     case 'no-namespace':
+      if (outcome.only !== undefined) {
+        return { step, subject: `namespace ${outcome.only}`, status: 'skip', reason: 'not opted in (dfs-injector.io/injection=enabled, not kube-system or dfs-system, no Pod Security baseline/restricted), so nothing there is sent to the webhook', fix: 'run check without --namespace, or with an opted-in one' };
+      }
       return { step, subject: '', status: 'skip', reason: 'no namespace is labelled dfs-injector.io/injection=enabled (outside kube-system, dfs-system and Pod Security baseline/restricted)', fix: 'kubectl label namespace NS dfs-injector.io/injection=enabled' };
   }
 }
