@@ -4,7 +4,9 @@
 // so that the real Deployment, DaemonSet and EndpointSlice controllers compute the rest. Each
 // failure is staged on that cluster, and check must name the step, the subject and the fix.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +26,7 @@ const kustomize = findKustomize();
 const available =
   needs('a loopback Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)', binaries.available, binaries.hint) && needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT);
 
+const execFileAsync = promisify(execFile);
 const PAUSE = 'registry.k8s.io/pause:3.10';
 const WEBHOOK_DNS = 'dfs-injector.dfs-system.svc';
 
@@ -59,6 +62,25 @@ function line(result: Run, step: string, subject = ''): Run['json']['results'][n
   return result.json.results.find((r) => r.step === step && (subject === '' || r.subject === subject));
 }
 
+/**
+ * The CSR and extensions pki.issue left behind, signed again by the same CA with dates in the past:
+ * `openssl x509` (3.0) cannot set them, `openssl ca` can.
+ */
+async function resignExpired(dir: string, name: string): Promise<string> {
+  const db = join(dir, `${name}-ca-db`);
+  await mkdir(db);
+  await writeFile(join(db, 'index.txt'), '');
+  await writeFile(join(db, 'serial'), '1000\n');
+  const config = join(db, 'ca.cnf');
+  await writeFile(config, ['[ca]', 'default_ca = e2e', '[e2e]', `database = ${db}/index.txt`, `new_certs_dir = ${db}`, `serial = ${db}/serial`, 'default_md = sha256', 'policy = any', '[any]', 'commonName = supplied', ''].join('\n'));
+  const yesterday = new Date(Date.now() - 24 * 60 * 60 * 1000);
+  const stamp = (d: Date): string => `${d.toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
+  const out = join(dir, `${name}-expired.crt`);
+  await execFileAsync('openssl', ['ca', '-batch', '-notext', '-config', config, '-cert', join(dir, 'ca.crt'), '-keyfile', join(dir, 'ca.key'), '-in', join(dir, `${name}.csr`), '-out', out,
+    '-startdate', stamp(new Date(yesterday.getTime() - 24 * 60 * 60 * 1000)), '-enddate', stamp(yesterday), '-extfile', join(dir, `${name}-ext.cnf`), '-extensions', 'ext'], { timeout: 30_000 });
+  return out;
+}
+
 describe.skipIf(!available)('check against a real API server', () => {
   // No kubelet posts node status here: the node lifecycle controller would mark every pod NotReady
   // and the pod GC would collect them. What they do on a real cluster is not what is tested.
@@ -68,11 +90,13 @@ describe.skipIf(!available)('check against a real API server', () => {
   let port = 0;
   let scratch = '';
 
-  async function serve(days: number): Promise<number> {
+  /** A webhook server on loopback whose certificate (from the run's CA) lasts `days`, or expired yesterday. */
+  async function serve(days: number | 'expired'): Promise<number> {
     const cp = plane();
-    const name = `webhook-${days}d-${servers.length}`;
-    const cert = await cp.pki.issue({ name, commonName: 'dfs-injector', dnsNames: [WEBHOOK_DNS], ipAddresses: ['127.0.0.1'], usage: 'server', days });
-    const server = buildServer({ getConfig: () => defaultConfig, tls: { cert: await readFile(cert.cert, 'utf8'), key: await readFile(cert.key, 'utf8') }, logger: false });
+    const name = `webhook-${days}-${servers.length}`;
+    const cert = await cp.pki.issue({ name, commonName: 'dfs-injector', dnsNames: [WEBHOOK_DNS], ipAddresses: ['127.0.0.1'], usage: 'server', days: days === 'expired' ? 1 : days });
+    const certPath = days === 'expired' ? await resignExpired(cp.pki.dir, name) : cert.cert;
+    const server = buildServer({ getConfig: () => defaultConfig, tls: { cert: await readFile(certPath, 'utf8'), key: await readFile(cert.key, 'utf8') }, logger: false });
     await server.admission.listen({ port: 0, host: '127.0.0.1' });
     servers.push(server);
     return (server.admission.server.address() as AddressInfo).port;
@@ -236,6 +260,26 @@ describe.skipIf(!available)('check against a real API server', () => {
       expect(line(result, 'webhook-ca-bundle')?.status).toBe('pass');
       expect(line(result, 'webhook-admission')?.status).toBe('pass');
       expect((await runCheck(cp.kubeconfigPath, ['--cert-min-days', '1'])).code).toBe(0);
+    } finally {
+      await cp.client.apply(pointAt(shipped, port, cp.pki.caPem));
+    }
+  }, 60_000);
+
+  it('fails an expired certificate, which the API server refuses to call, and keeps the caBundle step apart', async () => {
+    const cp = plane();
+    const expired = await serve('expired');
+    await cp.client.apply(pointAt(shipped, expired, cp.pki.caPem));
+    try {
+      const result = await waitFor('the API server to call the expired webhook', async () => {
+        const r = await runCheck(cp.kubeconfigPath);
+        return line(r, 'webhook-admission')?.status === 'fail' ? r : undefined;
+      });
+      expect(result.code).toBe(1);
+      expect(line(result, 'webhook-certificate')?.reason).toMatch(/^expired on \S+: the API server refuses to call the webhook$/);
+      // Same CA: the bundle still verifies the signature; the dates are the certificate step's.
+      expect(line(result, 'webhook-ca-bundle')?.status).toBe('pass');
+      expect(line(result, 'webhook-admission')?.reason).toMatch(/refused: dry-run create: HTTP 500: .*failed calling webhook "pods\.dfs-injector\.io".*x509: certificate has expired/);
+      expect(result.json.summary.fixFirst?.step).toBe('webhook-certificate');
     } finally {
       await cp.client.apply(pointAt(shipped, port, cp.pki.caPem));
     }
