@@ -98,8 +98,9 @@ export class KubeCheckCluster implements CheckCluster {
     }
   }
 
-  private async listAllPods(what: string, request: (token: string | undefined) => Promise<{ items: V1Pod[]; metadata?: { _continue?: string } }>): Promise<V1Pod[]> {
-    const pods: V1Pod[] = [];
+  /** Every page, keeping only what `keep` returns for each pod: memory holds one page of full pods. */
+  private async listAllPods<T>(what: string, request: (token: string | undefined) => Promise<{ items: V1Pod[]; metadata?: { _continue?: string } }>, keep: (pod: V1Pod) => T | undefined): Promise<T[]> {
+    const kept: T[] = [];
     let token: string | undefined;
     do {
       let page;
@@ -108,27 +109,38 @@ export class KubeCheckCluster implements CheckCluster {
       } catch (error) {
         throw describeApiError(error, what);
       }
-      pods.push(...page.items);
+      for (const pod of page.items) {
+        const value = keep(pod);
+        if (value !== undefined) kept.push(value);
+      }
       token = page.metadata?._continue;
     } while (token !== undefined && token !== '');
-    return pods;
+    return kept;
   }
 
   async listDfsPods(namespace: string | undefined): Promise<CheckPod[]> {
     // No label selector: pods of a namespace-consumer namespace carry no role label, only the
     // webhook's status annotation, which a selector cannot match.
     const common = (token: string | undefined) => ({ limit: this.pageSize, ...(token === undefined ? {} : { _continue: token }) });
-    const pods = await this.listAllPods(namespace === undefined ? 'cannot list pods in all namespaces' : `cannot list pods in namespace ${namespace}`, (token) =>
-      namespace === undefined ? this.core.listPodForAllNamespaces(common(token)) : this.core.listNamespacedPod({ namespace, ...common(token) }),
+    return this.listAllPods(
+      namespace === undefined ? 'cannot list pods in all namespaces' : `cannot list pods in namespace ${namespace}`,
+      (token) => (namespace === undefined ? this.core.listPodForAllNamespaces(common(token)) : this.core.listNamespacedPod({ namespace, ...common(token) })),
+      (pod) => {
+        const summary = checkPod(pod);
+        return summary.role === undefined ? undefined : summary;
+      },
     );
-    return pods.map(checkPod).filter((p) => p.role !== undefined);
   }
 
   async listMounterPods(): Promise<MounterPodFacts[]> {
-    const pods = await this.listAllPods(`cannot list the ${MOUNTER.name} pods in namespace ${MOUNTER.namespace}`, (token) =>
-      this.core.listNamespacedPod({ namespace: MOUNTER.namespace, labelSelector: `${MOUNTER.labelKey}=${MOUNTER.labelValue}`, limit: this.pageSize, ...(token === undefined ? {} : { _continue: token }) }),
+    return this.listAllPods(
+      `cannot list the ${MOUNTER.name} pods in namespace ${MOUNTER.namespace}`,
+      (token) => this.core.listNamespacedPod({ namespace: MOUNTER.namespace, labelSelector: `${MOUNTER.labelKey}=${MOUNTER.labelValue}`, limit: this.pageSize, ...(token === undefined ? {} : { _continue: token }) }),
+      (p) => {
+        const nodeName = p.spec?.nodeName;
+        return nodeName === undefined || nodeName === '' ? undefined : { name: p.metadata?.name ?? '(unnamed)', nodeName, ready: isPodReady(p.status) };
+      },
     );
-    return pods.filter((p) => p.spec?.nodeName !== undefined && p.spec.nodeName !== '').map((p) => ({ name: p.metadata?.name ?? '(unnamed)', nodeName: p.spec?.nodeName ?? '', ready: isPodReady(p.status) }));
   }
 
   async mounterSmbService(): Promise<{ namespace: string; name: string; source: string } | undefined> {

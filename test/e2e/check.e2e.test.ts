@@ -200,6 +200,9 @@ describe.skipIf(!available)('check against a real API server', () => {
       'pass node-mounter node worker-2',
     ]);
     expect(line(result, 'smb-endpoint')?.reason).toBe('1 ready endpoint');
+    // One object per list request: the same answer, read page by page.
+    const paged = await runCheck(plane().kubeconfigPath, ['--page-size', '1']);
+    expect(paged.json.results.map((r) => `${r.status} ${r.step} ${r.subject}`)).toEqual(result.json.results.map((r) => `${r.status} ${r.step} ${r.subject}`));
     expect(line(result, 'webhook-certificate')?.reason).toMatch(/^valid until .* \((364|365) days left\)$/);
     // The dry run created nothing.
     expect((await plane().client.list('v1', 'Pod', { namespace: 'media' })).map((p) => p.metadata.name).sort()).toEqual(['decypharr-0', 'radarr-0', 'sonarr-0']);
