@@ -427,6 +427,15 @@ run() {
       log "health check failed ($failures of $DFS_FAILURE_THRESHOLD): stat $DFS_HOST_PATH failed or took over ${DFS_STAT_TIMEOUT}s"
       if [ "$failures" -ge "$DFS_FAILURE_THRESHOLD" ]; then
         if probe_share; then
+          # The server may have come back while the last check waited: the kernel client takes a
+          # few seconds to reconnect (docs/mounter.md), so a check that began during the outage
+          # can fail after the server is back. A mount that answers now needs no remount.
+          if healthy; then
+            log "the mount answers again"
+            failures=0
+            mark_ready
+            continue
+          fi
           lazy_unmount "stale after $failures failed checks while a new mount of the share works"
           mounted=false
           failures=0

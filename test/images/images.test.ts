@@ -354,7 +354,7 @@ describe.runIf(ok)('the mounter image, as its DaemonSet runs it', () => {
     const mounter = await start(image('mounter'), [...flags, '--env', 'DFS_SMB_ADDRESS=127.0.0.1', '--env', 'DFS_BACKOFF_MAX=2']);
     try {
       await waitUntil(mounter, 'a failed mount to be retried', async () => (await mounter.logs()).includes('retrying in'));
-      expect(await mounter.logs()).toMatch(/dfs-mounter: mounting \/\/127\.0\.0\.1\/dfs at \/mnt\/decypharr-dfs[\s\S]*dfs-mounter: mount failed with status \d+/);
+      expect(await mounter.logs()).toMatch(/dfs-mounter: mounting \/\/127\.0\.0\.1\/dfs at \/mnt\/decypharr-dfs[\s\S]*dfs-mounter: mount of \/\/127\.0\.0\.1\/dfs failed with status \d+/);
       const started = Date.now();
       await podmanOk(['stop', '--time', '10', mounter.name]);
       expect(Date.now() - started).toBeLessThan(5_000);

@@ -57,8 +57,11 @@ const SHELLS: Shell[] = [
   { name: 'busybox ash', argv: ['busybox', 'ash'], available: onPath('busybox'), hint: 'Install it with: apt-get install busybox', tools: busyboxApplets },
 ];
 
-/** stale: the mounts made before do not answer, but a new mount works (see test-stubs/_lib.sh). */
-type ServerState = 'up' | 'down' | 'hang' | 'stale';
+/**
+ * stale: the mounts made before do not answer, but a new mount works; returning: hangs until a
+ * mount connects, which brings the server back (see test-stubs/_lib.sh).
+ */
+type ServerState = 'up' | 'down' | 'hang' | 'stale' | 'returning';
 
 interface Scenario {
   server?: ServerState;
@@ -281,6 +284,21 @@ for (const shell of SHELLS) {
         await m.until('the ready file again', () => m.ready());
         expect(m.calls()).toEqual([mountCall(m.hostPath), probeCall(m.probeDir), `umount -l ${m.probeDir}`, `umount -l ${m.hostPath}`, mountCall(m.hostPath)]);
         await m.untilLogged(/health check failed \(1 of 2\)[^\n]*took over 1s/);
+        expect(m.cifsMounted()).toBe(true);
+      } finally {
+        m.kill();
+      }
+    });
+
+    it('keeps the mount when the server comes back during a failed check: the probe works and the mount answers again', async () => {
+      const m = start({});
+      try {
+        await m.until('the ready file', () => m.ready());
+        m.setServer('returning');
+        await m.until('the ready file to go', () => !m.ready());
+        await m.untilLogged('the mount answers again');
+        await m.until('the ready file again', () => m.ready());
+        expect(m.calls()).toEqual([mountCall(m.hostPath), probeCall(m.probeDir), `umount -l ${m.probeDir}`]);
         expect(m.cifsMounted()).toBe(true);
       } finally {
         m.kill();

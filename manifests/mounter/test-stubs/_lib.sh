@@ -2,8 +2,9 @@
 # DFS_STUB_STATE is a directory holding:
 #   calls          one line per stub call, appended ("mount.cifs //… /path -o …")
 #   mountinfo      the fake mount table the mounter reads through DFS_MOUNTINFO
-#   server         up | down | hang | stale: how the SMB server behaves (missing: up); stale:
-#                  mounts made before do not answer, a new mount works (marked "fresh")
+#   server         up | down | hang | stale | returning: how the SMB server behaves (missing: up);
+#                  stale: mounts made before do not answer, a new mount works (marked "fresh");
+#                  returning: hangs like hang until a mount connects, which brings it back up
 #   server-after-umount  when present, becomes `server` at the next umount (a server restart)
 #   mount-failures how many mount calls fail before the server counts as up (missing: 0)
 #   hosts          "NAME ADDRESS" lines that getent answers from
