@@ -8,6 +8,7 @@ import type { Config } from '../lib/config.js';
 import { ENTRY_PATHS, entryForPath, type EntryContext } from '../lib/entry.js';
 import { isRecord } from '../lib/k8s.js';
 import { errorMessage } from './files.js';
+import type { LogLimiter } from './log-limiter.js';
 import type { WebhookMetrics } from './metrics.js';
 
 export type ReviewFunction = (body: unknown, entry: EntryContext, config: Config) => ReviewResult;
@@ -19,7 +20,32 @@ export interface AdmissionHandlerOptions {
   readonly review: ReviewFunction;
   readonly logger: FastifyBaseLogger;
   readonly metrics: WebhookMetrics;
+  readonly limits: AdmissionLimits;
+  /** Bounds the warning lines rejected and abandoned requests write. */
+  readonly warnings: LogLimiter;
+}
+
+/** What one replica takes on at once; past these a request is refused, never queued. */
+export interface AdmissionLimits {
+  /** Largest request body, bytes. */
   readonly bodyLimit: number;
+  /** Requests whose answer has not been sent yet, across every connection. */
+  readonly maxInFlight: number;
+  /** Bytes of request bodies held in memory at once, across every request. */
+  readonly maxBufferedBytes: number;
+  /** A request whose body has not fully arrived this long after its headers is answered 408. */
+  readonly requestTimeoutMs: number;
+}
+
+/** The handler and what the server reads from it (metrics, shutdown). */
+export interface AdmissionHandler {
+  readonly handle: (req: AdmissionRequest, res: AdmissionResponse) => void;
+  /** Requests not answered yet. */
+  inFlight(): number;
+  /** Bytes of request bodies buffered now. */
+  bufferedBytes(): number;
+  /** Stops the deadline sweep. */
+  close(): void;
 }
 
 const MIB = 1024 * 1024;
@@ -34,6 +60,10 @@ interface Exchange {
   readonly path: string;
   /** performance.now() when the request arrived. */
   readonly started: number;
+  /** Body bytes held for this request, counted in the handler's buffered total. */
+  buffered: number;
+  /** Answered, refused or abandoned: nothing more is done for it. */
+  done: boolean;
 }
 
 /** What one admission request came to: the log line and the metrics are written from this. */
@@ -53,17 +83,50 @@ interface Outcome {
  * server, most of the 15 % the performance target leaves for the whole webhook; this listener and
  * batched log writes took 4–21 % off the CPU per request (docs/benchmarks.md). What Fastify did
  * for this endpoint (routing four fixed paths, the content-type check, the body limit, safe JSON
- * parsing) is here.
+ * parsing) is here, and so are the limits that keep a flood of requests from exhausting memory:
+ * requests in flight, body bytes buffered, and a deadline for a body to arrive.
  */
-export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: AdmissionRequest, res: AdmissionResponse) => void {
-  const { getConfig, review, logger, metrics, bodyLimit } = options;
+export function createAdmissionHandler(options: AdmissionHandlerOptions): AdmissionHandler {
+  const { getConfig, review, logger, metrics, limits, warnings } = options;
+  const { bodyLimit, maxInFlight, maxBufferedBytes, requestTimeoutMs } = limits;
   const tooLarge = `request body is larger than the ${formatBytes(bodyLimit)} limit`;
+  const inFlight = new Set<Exchange>();
+  let buffered = 0;
 
-  function finish(x: Exchange, status: number, payload: string, outcome: Outcome): void {
-    x.res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(payload) });
+  // One timer for every request, not one per request: the deadline is coarse (a sweep every
+  // quarter of it, at most a second), and the hot path only adds to and deletes from a Set.
+  const sweep = setInterval(
+    () => {
+      const cutoff = performance.now() - requestTimeoutMs;
+      for (const x of inFlight) {
+        if (x.started > cutoff) continue;
+        timeOut(x);
+      }
+    },
+    Math.min(1000, Math.max(25, requestTimeoutMs / 4)),
+  );
+  sweep.unref();
+
+  function settle(x: Exchange): void {
+    x.done = true;
+    inFlight.delete(x);
+    buffered -= x.buffered;
+    x.buffered = 0;
+  }
+
+  function finish(x: Exchange, status: number, payload: string, outcome: Outcome, extraHeaders?: Record<string, string>): void {
+    settle(x);
+    if (isGone(x.req, x.res)) {
+      abandoned(x, 'the client reset the request before it was answered');
+      return;
+    }
+    const headers: Record<string, string | number> = { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(payload) };
+    if (extraHeaders !== undefined) Object.assign(headers, extraHeaders);
+    x.res.writeHead(status, headers);
     x.res.end(payload);
     const durationMs = performance.now() - x.started;
     metrics.recordAdmission({ role: outcome.role, outcome: outcome.outcome, reason: outcome.reason, seconds: durationMs / 1000 });
+    if (status >= 400 && !warnings.allow()) return;
     const decision = outcome.decision;
     // One object shape for every line: pino serializes it without surprises, and the optional
     // fields are simply absent from the JSON when undefined.
@@ -84,6 +147,13 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
     else logger.info(fields, 'admission');
   }
 
+  /** The client went away first (a reset stream, a closed connection): nobody to answer. */
+  function abandoned(x: Exchange, why: string): void {
+    settle(x);
+    metrics.recordAbandoned();
+    if (warnings.allow()) logger.warn({ path: x.path, reason: why }, 'admission request abandoned by the client');
+  }
+
   function reject(x: Exchange, status: number, reason: string, message: string): void {
     // The rest of a body answered before it was read is read and dropped: an HTTP/1.1 client can
     // then read the answer and go on (closing instead can reset the connection under a client
@@ -91,6 +161,47 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
     if (!x.req.complete) x.req.resume();
     const payload = JSON.stringify({ error: statusTitle(status), message });
     finish(x, status, payload, { status, role: 'unknown', outcome: 'bad-request', reason, decision: undefined, message });
+  }
+
+  /**
+   * Over a limit: 429 with a metav1.Status body and Retry-After. The API server turns a Status
+   * body into the error its client sees (failurePolicy Fail: the pod is refused with this
+   * message rather than "EOF" or a timeout), and its HTTP client retries a 429 carrying
+   * Retry-After within the webhook's timeout.
+   */
+  function overloaded(x: Exchange, reason: string, message: string): void {
+    if (!x.req.complete) x.req.resume();
+    const payload = JSON.stringify({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason: 'TooManyRequests',
+      code: 429,
+      details: { retryAfterSeconds: 1 },
+    });
+    finish(x, 429, payload, { status: 429, role: 'unknown', outcome: 'overloaded', reason, decision: undefined, message }, { 'retry-after': '1' });
+  }
+
+  function timeOut(x: Exchange): void {
+    const message = `the request body did not arrive within ${requestTimeoutMs} ms`;
+    const payload = JSON.stringify({ error: 'Request Timeout', message });
+    settle(x);
+    // A client this slow is not read to the end: its connection (HTTP/1.1) or stream (HTTP/2)
+    // is closed once the answer is out.
+    if (!isGone(x.req, x.res)) {
+      const h2 = (x.res as Http2ServerResponse).stream;
+      const headers: Record<string, string | number> = { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(payload) };
+      if (h2 === undefined) headers.connection = 'close';
+      x.res.writeHead(408, headers);
+      x.res.end(payload, () => {
+        if (h2 !== undefined) h2.close();
+        else x.req.socket.destroy();
+      });
+    }
+    metrics.recordAdmission({ role: 'unknown', outcome: 'bad-request', reason: 'request-timeout', seconds: (performance.now() - x.started) / 1000 });
+    if (warnings.allow()) logger.warn({ path: x.path, status: 408, reason: 'request-timeout', message }, 'admission request rejected');
   }
 
   function answer(x: Exchange, entry: EntryContext, text: string): void {
@@ -152,8 +263,14 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
     });
   }
 
-  return function handleAdmission(req, res) {
+  function handle(req: AdmissionRequest, res: AdmissionResponse): void {
     const started = performance.now();
+    // A stream the client reset before its request was dispatched (an HTTP/2 rapid reset) is
+    // neither processed nor logged line by line.
+    if (isGone(req, res)) {
+      metrics.recordAbandoned();
+      return;
+    }
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
@@ -163,7 +280,12 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
       return;
     }
 
-    const x: Exchange = { req, res, path, started };
+    const x: Exchange = { req, res, path, started, buffered: 0, done: false };
+    if (inFlight.size >= maxInFlight) {
+      overloaded(x, 'too-many-requests', `dfs-injector is answering ${maxInFlight} requests already, its limit; retry shortly`);
+      return;
+    }
+    inFlight.add(x);
     const mediaTypeProblem = checkMediaType(req.headers['content-type']);
     if (mediaTypeProblem !== undefined) {
       reject(x, 415, 'unsupported-media-type', mediaTypeProblem);
@@ -178,35 +300,62 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): (req: 
 
     const chunks: Buffer[] = [];
     let received = 0;
-    let done = false;
     const onData = (chunk: Buffer): void => {
+      if (x.done) return;
       received += chunk.length;
       if (received > bodyLimit) {
-        done = true;
         req.off('data', onData);
+        chunks.length = 0;
         reject(x, 413, 'body-too-large', tooLarge);
         return;
       }
+      if (buffered + chunk.length > maxBufferedBytes) {
+        req.off('data', onData);
+        chunks.length = 0;
+        overloaded(
+          x,
+          'buffer-full',
+          `dfs-injector holds ${formatBytes(maxBufferedBytes)} of request bodies already, its limit; retry shortly`,
+        );
+        return;
+      }
+      buffered += chunk.length;
+      x.buffered += chunk.length;
       chunks.push(chunk);
     };
     req.on('data', onData);
     req.once('end', () => {
-      if (done) return;
-      done = true;
+      if (x.done) return;
       if (declaredLength !== undefined && received !== declaredLength) {
         reject(x, 400, 'bad-content-length', 'request body length does not match Content-Length');
         return;
       }
       const text = chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks, received).toString('utf8');
+      chunks.length = 0;
       answer(x, entry, text);
     });
-    req.once('error', (error: Error) => {
-      // The client went away mid-body: there is nobody to answer, but the log says what happened.
-      if (done) return;
-      done = true;
-      logger.warn({ err: error, path }, 'admission request aborted while its body was being read');
-    });
+    const onGone = (): void => {
+      if (x.done) return;
+      chunks.length = 0;
+      abandoned(x, 'the client went away while the body was being read');
+    };
+    req.once('error', onGone);
+    req.once('aborted', onGone);
+  }
+
+  return {
+    handle,
+    inFlight: () => inFlight.size,
+    bufferedBytes: () => buffered,
+    close: () => clearInterval(sweep),
   };
+}
+
+/** Whether the client has already reset the HTTP/2 stream or closed the connection. */
+function isGone(req: AdmissionRequest, res: AdmissionResponse): boolean {
+  const stream = (res as Http2ServerResponse).stream as Http2ServerResponse['stream'] | undefined;
+  if (stream !== undefined) return stream.destroyed || stream.closed;
+  return req.socket.destroyed;
 }
 
 function notFound(req: AdmissionRequest, res: AdmissionResponse, path: string): void {
@@ -260,6 +409,8 @@ function statusTitle(status: number): string {
       return 'Payload Too Large';
     case 415:
       return 'Unsupported Media Type';
+    case 429:
+      return 'Too Many Requests';
     default:
       return 'Client Error';
   }

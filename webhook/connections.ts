@@ -4,8 +4,15 @@ import type { Socket } from 'node:net';
 
 export interface ConnectionDrain {
   /**
-   * Asks every client to go away without cutting a request short: HTTP/2 sessions get GOAWAY and
-   * finish their streams; idle HTTP/1.1 connections close now, busy ones after their response.
+   * The grace period starts: clients are asked to move, but everything they send is answered.
+   * HTTP/2 sessions get GOAWAY (a session opened from now on after its first request) and finish
+   * their streams; each HTTP/1.1 answer carries `Connection: close`, so the client drops that
+   * connection knowing nothing is in flight on it, instead of finding it closed under a request.
+   */
+  beginGrace(): void;
+  /**
+   * The grace period is over: HTTP/2 sessions get GOAWAY, HTTP/1.1 connections with a request in
+   * flight close after its answer (with `Connection: close`), idle ones close now.
    */
   drain(): void;
   /** Cuts every remaining connection: the drain deadline has passed. */
@@ -22,6 +29,7 @@ export function trackConnections(server: Http2SecureServer): ConnectionDrain {
   const sockets = new Set<Socket>();
   const sessions = new Set<ServerHttp2Session>();
   const http1InFlight = new Map<Socket, number>();
+  let grace = false;
   let draining = false;
 
   server.on('secureConnection', (socket: Socket) => {
@@ -39,11 +47,16 @@ export function trackConnections(server: Http2SecureServer): ConnectionDrain {
     }
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
+    // A client that reconnects during the grace period is served once, then told to go: closing
+    // before its first stream could send it back here in a loop without progress.
+    if (grace) session.once('stream', () => session.close());
   });
 
-  // HTTP/2 requests arrive as Http2ServerRequest on a session; only HTTP/1.1 needs counting.
-  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+  // Before the admission handler, which may answer synchronously: the header must be set first.
+  // HTTP/2 requests arrive as Http2ServerRequest on a session; only HTTP/1.1 needs this.
+  server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => {
     if (request.httpVersionMajor === 2) return;
+    if (grace) response.setHeader('connection', 'close');
     const socket = request.socket;
     http1InFlight.set(socket, (http1InFlight.get(socket) ?? 0) + 1);
     response.once('close', () => {
@@ -54,7 +67,13 @@ export function trackConnections(server: Http2SecureServer): ConnectionDrain {
   });
 
   return {
+    beginGrace() {
+      if (grace) return;
+      grace = true;
+      for (const session of sessions) session.close();
+    },
     drain() {
+      grace = true;
       draining = true;
       for (const session of sessions) session.close();
       for (const socket of sockets) {

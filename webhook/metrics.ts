@@ -13,8 +13,15 @@ export interface WebhookMetrics {
   recordInternalError(): void;
   recordConfigReloadFailure(): void;
   recordTlsReloadFailure(): void;
+  /** A request the client reset or dropped before it was answered. */
+  recordAbandoned(): void;
+  recordLogLineSuppressed(): void;
   /** notAfter of the certificate now being served. */
   setCertificateExpiry(notAfter: Date): void;
+  /** Whether the served certificate is within its validity; read when /metrics is scraped. */
+  observeCertificateValidity(valid: () => boolean): void;
+  /** Where the in-flight gauges read their values when /metrics is scraped. */
+  observeLoad(load: { inFlight(): number; bufferedBytes(): number }): void;
 }
 
 export interface MetricsOptions {
@@ -72,6 +79,43 @@ export function createMetrics(options: MetricsOptions = {}): WebhookMetrics {
     registers: [registry],
   });
 
+  const abandoned = new Counter({
+    name: 'dfs_injector_requests_abandoned_total',
+    help: 'Admission requests the client reset or dropped before they were answered (HTTP/2 stream resets included); not logged one by one.',
+    registers: [registry],
+  });
+  const suppressedLines = new Counter({
+    name: 'dfs_injector_log_lines_suppressed_total',
+    help: 'Warning lines about rejected or abandoned requests left out because more than the per-second budget came.',
+    registers: [registry],
+  });
+  let certificateValid: () => boolean = () => true;
+  new Gauge({
+    name: 'dfs_injector_certificate_valid',
+    help: '1 while the served certificate is within its notBefore..notAfter, else 0 (and /readyz fails).',
+    registers: [registry],
+    collect() {
+      this.set(certificateValid() ? 1 : 0);
+    },
+  });
+  let load = { inFlight: () => 0, bufferedBytes: () => 0 };
+  new Gauge({
+    name: 'dfs_injector_requests_in_flight',
+    help: 'Admission requests received and not answered yet.',
+    registers: [registry],
+    collect() {
+      this.set(load.inFlight());
+    },
+  });
+  new Gauge({
+    name: 'dfs_injector_request_buffered_bytes',
+    help: 'Bytes of admission request bodies held in memory now.',
+    registers: [registry],
+    collect() {
+      this.set(load.bufferedBytes());
+    },
+  });
+
   return {
     registry,
     recordAdmission(sample) {
@@ -90,6 +134,18 @@ export function createMetrics(options: MetricsOptions = {}): WebhookMetrics {
     },
     recordTlsReloadFailure() {
       tlsReloadFailures.inc();
+    },
+    recordAbandoned() {
+      abandoned.inc();
+    },
+    recordLogLineSuppressed() {
+      suppressedLines.inc();
+    },
+    observeCertificateValidity(valid) {
+      certificateValid = valid;
+    },
+    observeLoad(next) {
+      load = next;
     },
     setCertificateExpiry(notAfter) {
       certificateExpiry.set(notAfter.getTime() / 1000);

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import http2 from 'node:http2';
 import https from 'node:https';
 import { createServer, type Server } from 'node:net';
@@ -111,6 +111,7 @@ describe('serve', () => {
     const { running, signals, logs } = await start({ gracePeriodMs: 1500 });
     const session = openSession(running.port);
     expect(await postOnSession(session, admissionReviewFor(loadPod('sonarr')))).toBe(200);
+    const goaway = once(session, 'goaway');
     let closedAt = 0;
     void running.closed.then(() => {
       closedAt = Date.now();
@@ -123,8 +124,10 @@ describe('serve', () => {
     expect(readyz.status).toBe(503);
     expect(JSON.parse(readyz.text).checks['not-shutting-down']).toBe(false);
     expect((await get(running.metricsPort, '/healthz')).status).toBe(200);
-    // The API server's kept-alive connection and new connections are both still answered.
-    expect(await postOnSession(session, admissionReviewFor(loadPod('sonarr')))).toBe(200);
+    // The kept-alive HTTP/2 connection is asked to go (GOAWAY, no error) at once; new
+    // connections are still answered during the grace period.
+    const [code] = (await goaway) as [number];
+    expect(code).toBe(http2.constants.NGHTTP2_NO_ERROR);
     const fresh = await post(running.port, '/mutate', admissionReviewFor(loadPod('sonarr')), { ca: certs.caCert });
     expect(fresh.status).toBe(200);
     expect(closedAt).toBe(0);

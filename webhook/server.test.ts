@@ -107,17 +107,17 @@ describe('admission over real TLS', () => {
     expect(res.json().message).toContain('application/json');
   });
 
-  it('answers 413 to a body over 7 MiB', async () => {
+  it('answers 413 to a body over 4 MiB', async () => {
     const pod = loadPod('sonarr');
-    pod.metadata.annotations = { padding: 'x'.repeat(7 * 1024 * 1024) };
+    pod.metadata.annotations = { padding: 'x'.repeat(4 * 1024 * 1024) };
     const res = await post(app.port, '/mutate', admissionReviewFor(pod), { ca, protocol: 'h2' });
     expect(res.status).toBe(413);
-    expect(res.json()).toEqual({ error: 'Payload Too Large', message: 'request body is larger than the 7 MiB limit' });
+    expect(res.json()).toEqual({ error: 'Payload Too Large', message: 'request body is larger than the 4 MiB limit' });
   });
 
-  it('accepts a body just under 7 MiB', async () => {
+  it('accepts a 3.5 MiB body: above the API server\'s 3 MiB request limit, with room for the review around the pod', async () => {
     const pod = loadPod('sonarr');
-    pod.metadata.annotations = { padding: 'x'.repeat(6 * 1024 * 1024) };
+    pod.metadata.annotations = { padding: 'x'.repeat(3.5 * 1024 * 1024) };
     const res = await post(app.port, '/mutate', admissionReviewFor(pod), { ca, protocol: 'h2' });
     expect(res.status).toBe(200);
   });
@@ -193,11 +193,11 @@ describe('admission over real TLS', () => {
 
   it('answers 413 over HTTP/1.1 from Content-Length alone, before the body is read', async () => {
     const pod = loadPod('sonarr');
-    pod.metadata.annotations = { padding: 'x'.repeat(7 * 1024 * 1024) };
+    pod.metadata.annotations = { padding: 'x'.repeat(4 * 1024 * 1024) };
     const before = app.logs.length;
     const res = await post(app.port, '/mutate', admissionReviewFor(pod), { ca, protocol: 'http/1.1' });
     expect(res.status).toBe(413);
-    expect(res.json().message).toBe('request body is larger than the 7 MiB limit');
+    expect(res.json().message).toBe('request body is larger than the 4 MiB limit');
     const line = app.logs.slice(before).find((l) => l.reason === 'body-too-large');
     expect(line).toMatchObject({ status: 413, outcome: 'bad-request' });
   });

@@ -3,10 +3,11 @@ import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { pino, type LoggerOptions } from 'pino';
 import { reviewAdmission } from '../lib/admission.js';
 import type { Config } from '../lib/config.js';
-import { createAdmissionHandler, type ReviewFunction } from './admission-handler.js';
+import { createAdmissionHandler, type AdmissionLimits, type ReviewFunction } from './admission-handler.js';
 import { trackConnections } from './connections.js';
+import { createLogLimiter } from './log-limiter.js';
 import { createMetrics, type WebhookMetrics } from './metrics.js';
-import { validateTlsPair, type TlsPair, type TlsPairInfo } from './tls-pair.js';
+import { TlsPairError, validateTlsPair, validityProblem, type TlsPair, type TlsPairInfo } from './tls-pair.js';
 
 export type { ReviewFunction } from './admission-handler.js';
 
@@ -42,10 +43,20 @@ export interface ServerOptions {
   readonly readinessChecks?: readonly ReadinessCheck[];
   /** The decision function; tests pass one that throws. Default: lib's reviewAdmission. */
   readonly review?: ReviewFunction;
-  /** Default 7 MiB. */
+  /** Largest request body. Default 4 MiB. */
   readonly bodyLimit?: number;
+  /** Requests answered at once, across connections; more are refused with 429. Default 256. */
+  readonly maxInFlight?: number;
+  /** Request body bytes held at once; past it a request is refused with 429. Default 32 MiB. */
+  readonly maxBufferedBytes?: number;
+  /** Headers and body must have arrived this long after the request started. Default 10000. */
+  readonly requestTimeoutMs?: number;
+  /** Warning lines (rejected, abandoned requests) per second; the rest are summarised. Default 50. */
+  readonly warnLinesPerSecond?: number;
   /** A connection idle this long is closed. Default 72000. */
   readonly idleTimeoutMs?: number;
+  /** Milliseconds since the epoch; the certificate validity checks read it. Default Date.now. */
+  readonly now?: () => number;
 }
 
 export interface WebhookServer {
@@ -67,7 +78,45 @@ export interface WebhookServer {
 }
 
 const MIB = 1024 * 1024;
-const DEFAULT_BODY_LIMIT = 7 * MIB;
+// The API server refuses request bodies over 3 MiB (MaxRequestBodyBytes), so a pod in a CREATE
+// review is at most about that; 1 MiB more covers the review around it and defaulted fields.
+const DEFAULT_BODY_LIMIT = 4 * MIB;
+// A replica answers a review in well under a millisecond: 256 unanswered requests means a
+// flood or slow clients, not load. The bodies they hold are bounded separately, so 256 × 4 MiB
+// is never reached: 32 MiB of bodies (plus parsing) stays well inside the 256 MiB memory limit
+// of manifests/base.
+const DEFAULT_MAX_IN_FLIGHT = 256;
+const DEFAULT_MAX_BUFFERED_BYTES = 32 * MIB;
+// The API server's webhook timeout is at most 30 s and ours 5 s; a body still arriving after
+// 10 s has no one waiting for its answer.
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+const DEFAULT_WARN_LINES_PER_SECOND = 50;
+// HTTP/2: streams per connection (the API server's Go client queues beyond it), header pairs
+// and header bytes per request (an admission request has about ten small headers).
+const MAX_CONCURRENT_STREAMS = 100;
+const MAX_HEADER_LIST_PAIRS = 64;
+const MAX_HEADER_LIST_SIZE = 16 * 1024;
+// MB of outstanding frames per HTTP/2 session before Node refuses new streams with
+// ENHANCE_YOUR_CALM; Node's default, stated so it is a decision.
+const MAX_SESSION_MEMORY_MB = 10;
+
+/**
+ * TLS 1.2 with forward secrecy and AEAD only: ECDHE key exchange with AES-GCM or ChaCha20
+ * (what Go's crypto/tls, the API server's client, prefers), plus the TLS 1.3 suites, which all
+ * have both. Node's default list also allows RSA key exchange and CBC suites on TLS 1.2.
+ */
+export const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+const TLS_OPTIONS = { minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true } as const;
 const DEFAULT_GRACE_PERIOD_MS = 5000;
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 // A connection with no traffic for this long is closed (HTTP/2: the session). The API server
@@ -79,26 +128,53 @@ export function buildServer(options: ServerOptions): WebhookServer {
   const logger = resolveLogger(options.logger);
   const metrics = options.metrics ?? createMetrics();
   const review = options.review ?? reviewAdmission;
-  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const limits: AdmissionLimits = {
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+  };
   const readinessChecks = [...(options.readinessChecks ?? [])];
   const { getConfig } = options;
+  const now = options.now ?? Date.now;
 
-  const initialTls = validateTlsPair(options.tls, 'the TLS certificate and key');
-  metrics.setCertificateExpiry(initialTls.notAfter);
-  let tlsLoaded = true;
+  // The first pair is served even outside its validity (there is nothing else to serve), but
+  // /readyz fails until a valid one is loaded or this one becomes valid; a reload refuses it.
+  let served = validateTlsPair(options.tls, 'the TLS certificate and key');
+  metrics.setCertificateExpiry(served.notAfter);
+  const startProblem = validityProblem(served, now());
+  if (startProblem !== undefined) logger.error(`serving ${startProblem}; /readyz fails until a valid certificate is loaded`);
+  const certificateValid = (): boolean => validityProblem(served, now()) === undefined;
+  metrics.observeCertificateValidity(certificateValid);
   let shuttingDown = false;
 
+  const warnings = createLogLimiter({
+    logger,
+    perSecond: options.warnLinesPerSecond ?? DEFAULT_WARN_LINES_PER_SECOND,
+    onSuppressed: () => metrics.recordLogLineSuppressed(),
+  });
+  const handler = createAdmissionHandler({ getConfig, review, logger, metrics, limits, warnings });
+  metrics.observeLoad(handler);
   const server = createSecureServer(
     {
       allowHTTP1: true,
       cert: options.tls.cert,
       key: options.tls.key,
-      minVersion: 'TLSv1.2',
+      ...TLS_OPTIONS,
       ALPNProtocols: ['h2', 'http/1.1'],
+      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: MAX_HEADER_LIST_SIZE },
+      maxHeaderListPairs: MAX_HEADER_LIST_PAIRS,
+      maxSessionMemory: MAX_SESSION_MEMORY_MB,
     },
-    createAdmissionHandler({ getConfig, review, logger, metrics, bodyLimit }),
+    handler.handle,
   );
   server.setTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+  // HTTP/1.1 (allowHTTP1 uses node:http's parser and its timeouts): headers and the whole
+  // request must arrive in time, checked every second instead of Node's default 30 s.
+  const http1 = server as unknown as { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
+  http1.requestTimeout = limits.requestTimeoutMs;
+  http1.headersTimeout = limits.requestTimeoutMs;
+  http1.connectionsCheckingInterval = Math.min(1000, Math.max(25, limits.requestTimeoutMs / 4));
   const connections = trackConnections(server);
   const admission: AdmissionServer = {
     server,
@@ -115,7 +191,7 @@ export function buildServer(options: ServerOptions): WebhookServer {
 
   async function readiness(): Promise<ReadinessReport> {
     const checks: Record<string, boolean> = {
-      tls: tlsLoaded,
+      tls: certificateValid(),
       config: configLoaded(getConfig),
       'not-shutting-down': !shuttingDown,
     };
@@ -146,6 +222,9 @@ export function buildServer(options: ServerOptions): WebhookServer {
         connections.destroyAll();
       }, drainTimeoutMs);
       deadline.unref();
+      handler.close();
+      warnings.flush();
+      warnings.close();
       try {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         connections.drain();
@@ -164,6 +243,9 @@ export function buildServer(options: ServerOptions): WebhookServer {
       shuttingDown = true;
       const gracePeriodMs = options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
       logger.info({ gracePeriodMs }, 'shutting down: not ready, still serving during the grace period');
+      // Clients are asked to go elsewhere from now on: GOAWAY on HTTP/2, Connection: close on
+      // each HTTP/1.1 answer; what they send meanwhile is still answered.
+      connections.beginGrace();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, gracePeriodMs);
         endGrace = () => {
@@ -183,10 +265,12 @@ export function buildServer(options: ServerOptions): WebhookServer {
     logger,
     setTls(pair, source = 'the TLS certificate and key') {
       const info = validateTlsPair(pair, source);
-      // setSecureContext replaces every context option, so the minimum version goes in again.
-      server.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2' });
+      const problem = validityProblem(info, now());
+      if (problem !== undefined) throw new TlsPairError(`${source}: ${problem}; keeping the certificate being served`);
+      // setSecureContext replaces every context option, so the version and ciphers go in again.
+      server.setSecureContext({ cert: pair.cert, key: pair.key, ...TLS_OPTIONS });
       metrics.setCertificateExpiry(info.notAfter);
-      tlsLoaded = true;
+      served = info;
       return info;
     },
     addReadinessCheck(check) {

@@ -10,6 +10,7 @@ export interface TlsPairInfo {
   readonly subject: string;
   readonly serialNumber: string;
   readonly fingerprint256: string;
+  readonly notBefore: Date;
   readonly notAfter: Date;
 }
 
@@ -43,8 +44,20 @@ export function validateTlsPair(pair: TlsPair, source: string): TlsPairInfo {
     subject: certificate.subject.replace(/\n/g, ', '),
     serialNumber: certificate.serialNumber,
     fingerprint256: certificate.fingerprint256,
+    notBefore: new Date(Date.parse(certificate.validFrom)),
     notAfter: new Date(Date.parse(certificate.validTo)),
   };
+}
+
+/**
+ * Why a certificate cannot be served at `now` (expired, or not valid yet), or undefined when it
+ * can. Every TLS client refuses a certificate outside its validity, so serving one fails every
+ * handshake.
+ */
+export function validityProblem(info: TlsPairInfo, now: number): string | undefined {
+  if (now >= info.notAfter.getTime()) return `the certificate (serial ${info.serialNumber}) expired at ${info.notAfter.toISOString()}`;
+  if (now < info.notBefore.getTime()) return `the certificate (serial ${info.serialNumber}) is not valid before ${info.notBefore.toISOString()}`;
+  return undefined;
 }
 
 function describe(error: unknown): string {

@@ -1,0 +1,323 @@
+import { once } from 'node:events';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { issueCertificateAuthority, issueServingCertificate, type KeyPair } from '../certs/issue.js';
+import { defaultConfig } from '../lib/config.js';
+import { admissionReviewFor, loadPod } from '../test/support/fixtures.js';
+import { createSecretDir, type SecretDir } from '../test/support/secret-dir.js';
+import { localCertificates } from '../test/support/tls.js';
+import { certificateSerial, get, peerCertificate, post, type Json } from '../test/support/webhook-client.js';
+import { buildServer, type ServerOptions, type WebhookServer } from './server.js';
+import { watchTlsFiles } from './tls-reload.js';
+
+/*
+ * What a hostile or broken client can do to the webhook over real TLS: hold requests open, send
+ * bodies without end, reset streams by the thousand, offer weak ciphers, and what an expired
+ * certificate does to readiness. Each test here failed before the limits existed.
+ */
+
+interface Running {
+  webhook: WebhookServer;
+  port: number;
+  probesPort: number;
+  logs: Record<string, Json>[];
+}
+
+const running: Running[] = [];
+
+async function start(overrides: Partial<ServerOptions> = {}): Promise<Running> {
+  const certs = await localCertificates();
+  const logs: Record<string, Json>[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
+  const webhook = buildServer({ getConfig: () => defaultConfig, tls: { cert: certs.tlsCert, key: certs.tlsKey }, logger, ...overrides });
+  await webhook.admission.listen({ port: 0, host: '127.0.0.1' });
+  await webhook.probes.listen({ port: 0, host: '127.0.0.1' });
+  const app = {
+    webhook,
+    port: (webhook.admission.server.address() as AddressInfo).port,
+    probesPort: (webhook.probes.server.address() as AddressInfo).port,
+    logs,
+  };
+  running.push(app);
+  return app;
+}
+
+async function metricValue(webhook: WebhookServer, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = await webhook.metrics.registry.getSingleMetric(name)!.get();
+  const sample = metric.values.find((v) => Object.entries(labels).every(([k, value]) => v.labels[k] === value));
+  return sample?.value ?? 0;
+}
+
+function connectH2(port: number, ca: string): http2.ClientHttp2Session {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { ca });
+  session.on('error', () => undefined);
+  return session;
+}
+
+/** A stream whose headers are sent and whose body is left open; resolves with its answer. */
+function openStream(session: http2.ClientHttp2Session, declaredLength?: number): { stream: http2.ClientHttp2Stream; answer: Promise<{ status: number; headers: http2.IncomingHttpHeaders; text: string }> } {
+  const headers: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': '/mutate', 'content-type': 'application/json' };
+  if (declaredLength !== undefined) headers['content-length'] = declaredLength;
+  const stream = session.request(headers, { endStream: false });
+  const answer = new Promise<{ status: number; headers: http2.IncomingHttpHeaders; text: string }>((resolve, reject) => {
+    let received: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    stream.on('response', (h) => {
+      received = h;
+    });
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('end', () => resolve({ status: Number(received[':status']), headers: received, text: Buffer.concat(chunks).toString('utf8') }));
+    stream.on('error', reject);
+  });
+  answer.catch(() => undefined);
+  return { stream, answer };
+}
+
+let ca: string;
+
+beforeAll(async () => {
+  ca = (await localCertificates()).caCert;
+});
+
+afterAll(async () => {
+  await Promise.all(running.map((app) => app.webhook.close()));
+});
+
+describe('work in flight is bounded', () => {
+  it('refuses requests past the in-flight limit with 429 and a Status body the API server passes on', async () => {
+    const app = await start({ maxInFlight: 4 });
+    const session = connectH2(app.port, ca);
+    const held = Array.from({ length: 4 }, () => openStream(session));
+    // The four held requests are in flight once the server has seen their headers.
+    await vi.waitFor(async () => expect(await metricValue(app.webhook, 'dfs_injector_requests_in_flight')).toBe(4), { timeout: 5000, interval: 20 });
+
+    const res = await post(app.port, '/mutate', admissionReviewFor(loadPod('sonarr')), { ca, protocol: 'h2' });
+    expect(res.status).toBe(429);
+    expect(res.headers['retry-after']).toBe('1');
+    expect(res.json()).toMatchObject({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'TooManyRequests', code: 429 });
+    expect(res.json().message).toContain('4 requests');
+    expect(await metricValue(app.webhook, 'dfs_injector_admissions_total', { outcome: 'overloaded', reason: 'too-many-requests' })).toBe(1);
+
+    // The held ones are still answered once their bodies arrive.
+    const body = JSON.stringify(admissionReviewFor(loadPod('sonarr')));
+    for (const h of held) h.stream.end(body);
+    for (const h of held) expect((await h.answer).status).toBe(200);
+    session.close();
+  });
+
+  it('with the defaults, holds at most 32 MiB of unfinished bodies and refuses the rest with 429', async () => {
+    const app = await start();
+    const sessions = [connectH2(app.port, ca), connectH2(app.port, ca)];
+    // 16 bodies of 3 MiB, each left one byte short: 48 MiB if all were held.
+    const piece = Buffer.alloc(3 * 1024 * 1024 - 1, 0x20);
+    const streams = Array.from({ length: 16 }, (_, i) => {
+      const s = openStream(sessions[i % 2]!, piece.length + 1);
+      s.stream.write(piece);
+      return s;
+    });
+    const refused = await Promise.all(
+      streams.map((s) =>
+        Promise.race([s.answer.then((a) => a.status), new Promise<number>((resolve) => setTimeout(() => resolve(0), 3000))]),
+      ),
+    );
+    expect(refused.filter((status) => status === 429).length).toBeGreaterThanOrEqual(6);
+    expect(await metricValue(app.webhook, 'dfs_injector_request_buffered_bytes')).toBeLessThanOrEqual(32 * 1024 * 1024);
+    for (const s of sessions) s.destroy();
+  }, 30_000);
+
+  it('advertises 100 concurrent streams per HTTP/2 connection', async () => {
+    const app = await start();
+    const session = connectH2(app.port, ca);
+    await once(session, 'remoteSettings');
+    expect(session.remoteSettings.maxConcurrentStreams).toBe(100);
+    expect(session.remoteSettings.maxHeaderListSize).toBe(16 * 1024);
+    session.close();
+  });
+});
+
+describe('slow clients get a deadline (defaults)', () => {
+  it('answers 408 and closes an HTTP/1.1 connection whose headers trickle in, and an HTTP/2 body that never ends', async () => {
+    const app = await start();
+    const started = Date.now();
+
+    // HTTP/1.1: one header byte every 500 ms, never finishing the headers.
+    const slowHeaders = (async () => {
+      const socket = tls.connect({ host: '127.0.0.1', port: app.port, ca, ALPNProtocols: ['http/1.1'] });
+      await once(socket, 'secureConnect');
+      const text = 'POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Slow: ' + 'a'.repeat(100);
+      let i = 0;
+      const timer = setInterval(() => {
+        if (!socket.destroyed) socket.write(text[i++ % text.length]!);
+      }, 500);
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString('latin1');
+      });
+      socket.on('error', () => undefined);
+      await once(socket, 'close');
+      clearInterval(timer);
+      return { answer, seconds: (Date.now() - started) / 1000 };
+    })();
+
+    // HTTP/2: a body declared as 1000 bytes, sent one byte every 500 ms.
+    const slowBody = (async () => {
+      const session = connectH2(app.port, ca);
+      const { stream, answer } = openStream(session, 1000);
+      const timer = setInterval(() => {
+        if (!stream.destroyed) stream.write('{');
+      }, 500);
+      const result = await answer.catch(() => ({ status: 0, headers: {}, text: '' }));
+      clearInterval(timer);
+      session.destroy();
+      return { ...result, seconds: (Date.now() - started) / 1000 };
+    })();
+
+    const [h1, h2] = await Promise.all([slowHeaders, slowBody]);
+    expect(h1.answer).toMatch(/^HTTP\/1\.1 408/);
+    expect(h1.seconds).toBeLessThan(13);
+    expect(h2.status).toBe(408);
+    expect(JSON.parse(h2.text).message).toContain('did not arrive within 10000 ms');
+    expect(h2.seconds).toBeLessThan(13);
+  }, 30_000);
+});
+
+describe('reset HTTP/2 streams', () => {
+  it('are not processed or logged one by one; the warnings are capped per second with a summary', async () => {
+    const app = await start();
+    const session = connectH2(app.port, ca);
+    await once(session, 'remoteSettings');
+    const body = JSON.stringify(admissionReviewFor(loadPod('sonarr')));
+    const t0 = Date.now();
+    // A rapid-reset client: open a stream, send its body, cancel it at once; 90 at a time,
+    // under the 100 streams the server allows, for 2000 streams in all.
+    for (let round = 0; round < 22; round++) {
+      const batch = Array.from({ length: 90 }, () => {
+        const stream = session.request({ ':method': 'POST', ':path': '/mutate', 'content-type': 'application/json' }, { endStream: false });
+        stream.on('error', () => undefined);
+        stream.end(body);
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        return once(stream, 'close');
+      });
+      await Promise.all(batch);
+    }
+    // The connection still works.
+    expect((await post(app.port, '/mutate', body, { ca, protocol: 'h2' })).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    session.destroy();
+
+    const warnings = app.logs.filter((line) => line.level === 40);
+    // 50 lines in each one-second window the flood touched, plus one summary line per window.
+    const windows = Math.ceil((Date.now() - t0) / 1000) + 1;
+    expect(warnings.length).toBeLessThanOrEqual(51 * windows);
+    const answered = app.logs.filter((line) => line.msg === 'admission').length;
+    const abandoned = await metricValue(app.webhook, 'dfs_injector_requests_abandoned_total');
+    // Some resets arrive after the answer was sent; those were admissions. Most never were.
+    expect(abandoned + answered).toBeGreaterThanOrEqual(1000);
+    const suppressed = await metricValue(app.webhook, 'dfs_injector_log_lines_suppressed_total');
+    if (suppressed > 0) expect(warnings.some((line) => /^suppressed \d+ log lines/.test(line.msg))).toBe(true);
+  }, 60_000);
+});
+
+describe('TLS 1.2 offers forward secrecy only', () => {
+  let app: Running;
+  beforeAll(async () => {
+    app = await start();
+  });
+
+  it.each(['ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-RSA-CHACHA20-POLY1305'])('accepts %s', async (cipher) => {
+    const peer = await peerCertificate(app.port, ca, { maxVersion: 'TLSv1.2', ciphers: cipher });
+    expect(peer.protocol).toBe('TLSv1.2');
+  });
+
+  it.each(['AES128-GCM-SHA256', 'AES256-SHA256', 'AES128-SHA', 'DHE-RSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-SHA256', 'ECDHE-RSA-AES128-SHA'])(
+    'refuses a client offering only %s',
+    async (cipher) => {
+      await expect(peerCertificate(app.port, ca, { maxVersion: 'TLSv1.2', ciphers: cipher })).rejects.toMatchObject({
+        code: expect.stringMatching(/HANDSHAKE_FAILURE|NO_SHARED_CIPHER|SSLV3_ALERT/),
+      });
+    },
+  );
+
+  it('still negotiates TLS 1.3', async () => {
+    expect((await peerCertificate(app.port, ca)).protocol).toBe('TLSv1.3');
+  });
+});
+
+describe('certificate validity', () => {
+  const DAY = 24 * 60 * 60 * 1000;
+  let current: KeyPair & { ca: string };
+  let expired: KeyPair;
+  let future: KeyPair;
+
+  beforeAll(async () => {
+    const now = Date.now();
+    const authority = await issueCertificateAuthority({ service: 'dfs-injector', namespace: 'dfs-system', lifetimeMs: 3650 * DAY, now: now - 30 * DAY });
+    const leaf = (at: number, lifetimeMs: number): Promise<KeyPair> =>
+      issueServingCertificate(authority, { service: 'dfs-injector', namespace: 'dfs-system', ips: ['127.0.0.1'], lifetimeMs, now: at });
+    const [c, e, f] = await Promise.all([leaf(now, 10 * DAY), leaf(now - 20 * DAY, 10 * DAY), leaf(now + 5 * DAY, 10 * DAY)]);
+    current = { ...c, ca: authority.cert };
+    expired = e;
+    future = f;
+  });
+
+  let secret: SecretDir | undefined;
+  afterEach(async () => {
+    await secret?.remove();
+    secret = undefined;
+  });
+
+  it('refuses to load an expired or not-yet-valid pair, keeps serving the old one, logs and counts it', async () => {
+    secret = await createSecretDir({ 'tls.crt': current.cert, 'tls.key': current.key });
+    const app = await start({ tls: { cert: current.cert, key: current.key } });
+    const reloader = watchTlsFiles({
+      certPath: secret.path('tls.crt'),
+      keyPath: secret.path('tls.key'),
+      current: { cert: current.cert, key: current.key },
+      apply: (pair, source) => app.webhook.setTls(pair, source),
+      metrics: app.webhook.metrics,
+      logger: app.webhook.logger,
+      debounceMs: 50,
+      intervalMs: 600_000,
+    });
+    try {
+      await secret.update({ 'tls.crt': expired.cert, 'tls.key': expired.key });
+      await vi.waitFor(async () => expect(await metricValue(app.webhook, 'dfs_injector_tls_reload_failures_total')).toBe(1), { timeout: 10_000, interval: 50 });
+      expect(app.logs.find((line) => line.level === 50)?.msg).toMatch(/still serving the previous certificate: .*expired at/);
+
+      await secret.update({ 'tls.crt': future.cert, 'tls.key': future.key });
+      await vi.waitFor(async () => expect(await metricValue(app.webhook, 'dfs_injector_tls_reload_failures_total')).toBe(2), { timeout: 10_000, interval: 50 });
+      expect(app.logs.filter((line) => line.level === 50)[1]?.msg).toMatch(/is not valid before/);
+
+      // Handshakes keep working with the certificate that was there.
+      expect((await peerCertificate(app.port, current.ca)).serialNumber).toBe(certificateSerial(current.cert));
+      expect((await get(app.probesPort, '/readyz')).status).toBe(200);
+    } finally {
+      reloader.close();
+    }
+  });
+
+  it('fails /readyz and reports the certificate invalid once the served one has expired', async () => {
+    let clock = Date.now();
+    const app = await start({ tls: { cert: current.cert, key: current.key }, now: () => clock });
+    expect((await get(app.probesPort, '/readyz')).status).toBe(200);
+    expect(await metricValue(app.webhook, 'dfs_injector_certificate_valid')).toBe(1);
+
+    clock += 11 * DAY;
+    const ready = await get(app.probesPort, '/readyz');
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.text).checks.tls).toBe(false);
+    expect(await metricValue(app.webhook, 'dfs_injector_certificate_valid')).toBe(0);
+  });
+
+  it('starts with a not-yet-valid pair but is not ready until it becomes valid', async () => {
+    let clock = Date.now();
+    const app = await start({ tls: { cert: future.cert, key: future.key }, now: () => clock });
+    expect((await get(app.probesPort, '/readyz')).status).toBe(503);
+    expect(app.logs.find((line) => line.level === 50)?.msg).toMatch(/not valid before .*\/readyz fails/);
+    clock += 6 * DAY;
+    expect((await get(app.probesPort, '/readyz')).status).toBe(200);
+  });
+});
