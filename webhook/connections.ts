@@ -12,7 +12,8 @@ export interface ConnectionDrain {
   beginGrace(): void;
   /**
    * The grace period is over: HTTP/2 sessions get GOAWAY, HTTP/1.1 connections with a request in
-   * flight close after its answer (with `Connection: close`), idle ones close now.
+   * flight close after its answer (with `Connection: close`), kept-alive idle ones close now,
+   * and one that has not sent its first request yet gets a moment to send it.
    */
   drain(): void;
   /** Cuts every remaining connection: the drain deadline has passed. */
@@ -25,7 +26,12 @@ export interface ConnectionDrain {
  * API server would hold shutdown open until their idle timeout. This tracks them so they can be
  * drained.
  */
+// A client sends its request right after the handshake; closing a connection in that gap loses
+// the request, so a connection with no request yet is closed only once it is this old.
+const FIRST_REQUEST_MS = 1000;
+
 export function trackConnections(server: Http2SecureServer): ConnectionDrain {
+  const accepted = new Map<Socket, number>();
   const sockets = new Set<Socket>();
   const sessions = new Set<ServerHttp2Session>();
   const http1InFlight = new Map<Socket, number>();
@@ -34,11 +40,28 @@ export function trackConnections(server: Http2SecureServer): ConnectionDrain {
 
   server.on('secureConnection', (socket: Socket) => {
     sockets.add(socket);
+    accepted.set(socket, Date.now());
     socket.once('close', () => {
       sockets.delete(socket);
+      accepted.delete(socket);
       http1InFlight.delete(socket);
     });
   });
+
+  function endWhenIdle(socket: Socket): void {
+    const inFlight = http1InFlight.get(socket);
+    if (inFlight === undefined) {
+      // No request yet: wait for the first one (it is answered with Connection: close).
+      const age = Date.now() - (accepted.get(socket) ?? 0);
+      const timer = setTimeout(() => {
+        if ((http1InFlight.get(socket) ?? 0) === 0) socket.end();
+      }, Math.max(0, FIRST_REQUEST_MS - age));
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+    } else if (inFlight === 0) {
+      socket.end();
+    }
+  }
 
   server.on('session', (session: ServerHttp2Session) => {
     if (draining) {
@@ -78,7 +101,7 @@ export function trackConnections(server: Http2SecureServer): ConnectionDrain {
       for (const session of sessions) session.close();
       for (const socket of sockets) {
         const isHttp1 = (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol !== 'h2';
-        if (isHttp1 && (http1InFlight.get(socket) ?? 0) === 0) socket.end();
+        if (isHttp1) endWhenIdle(socket);
       }
     },
     destroyAll() {

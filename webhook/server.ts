@@ -1,4 +1,5 @@
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import { Server as NetServer } from 'node:net';
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { pino, type LoggerOptions } from 'pino';
 import { reviewAdmission } from '../lib/admission.js';
@@ -226,7 +227,11 @@ export function buildServer(options: ServerOptions): WebhookServer {
       warnings.flush();
       warnings.close();
       try {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // net.Server's close, not Http2SecureServer's: with allowHTTP1 the latter first destroys
+        // every HTTP/1.1 connection without a request in flight (closeIdleConnections), among
+        // them one whose request is on its way, and that request is lost. The connections are
+        // drained below instead; this only stops accepting and waits for them.
+        const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
         connections.drain();
         await closed;
       } finally {
