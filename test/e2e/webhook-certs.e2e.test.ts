@@ -242,10 +242,11 @@ describe.skipIf(!available)('webhook certificates on a real API server', () => {
 
     it.skipIf(!ready)('two replicas starting at once end up with one Secret, one CA, and that CA in every entry\'s caBundle', async () => {
       const { client, dir } = plane();
-      // What a cluster has after `kubectl apply -k manifests/base`, minus the workloads: the
-      // webhook configuration exactly as shipped (Service references, no caBundle).
-      const wanted = new Set(['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration']);
-      const objects = render(kustomize!, 'base').filter((o) => wanted.has(o.kind));
+      // What a cluster has after `kubectl apply -k manifests/overlays/default`, minus the
+      // workloads: the webhook configuration exactly as shipped (Service references, no
+      // caBundle), and the policy that lets the ServiceAccount change only caBundle.
+      const wanted = new Set(['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+      const objects = render(kustomize!, 'overlays/default').filter((o) => wanted.has(o.kind));
       for (const kind of wanted) {
         for (const object of objects.filter((o) => o.kind === kind)) await client.apply(object);
       }

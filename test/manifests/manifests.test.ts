@@ -86,7 +86,7 @@ describe.skipIf(!available)('rendered manifests', () => {
   describe.each(CLUSTER_SIDE)('cluster side in manifests/%s', (dir) => {
     it('puts every namespaced object in dfs-system, a namespace that admits the privileged mounter', () => {
       const objects = build(dir);
-      const cluster = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration']);
+      const cluster = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
       for (const o of objects.filter((x) => !cluster.has(x.kind))) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe(NAMESPACE);
       const ns = find(objects, 'Namespace', NAMESPACE);
       expect(ns.metadata.labels?.[LABEL_POD_SECURITY_ENFORCE]).toBe('privileged');
@@ -115,7 +115,7 @@ describe.skipIf(!available)('rendered manifests', () => {
       expect(c.securityContext.readOnlyRootFilesystem).toBe(true);
     });
 
-    it('probes /readyz and /healthz on the metrics port, and serves admission on 8443 behind Service port 443', () => {
+    it('probes /readyz and /healthz on the metrics port, and serves admission on 8443 behind Service port 443, its only port', () => {
       const objects = build(dir);
       const c = container(find(objects, 'Deployment', WEBHOOK), 'webhook');
       const ports = Object.fromEntries(c.ports.map((p: any) => [p.name, p.containerPort]));
@@ -125,7 +125,8 @@ describe.skipIf(!available)('rendered manifests', () => {
       expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
       expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
       const service = find(objects, 'Service', WEBHOOK);
-      expect(service.spec.ports.find((p: any) => p.port === 443)?.targetPort).toBe('https');
+      // Only admission on the Service: probes and /metrics stay on the pod's metrics port.
+      expect(service.spec.ports).toEqual([{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }]);
       expect(selectorMatches({ matchLabels: service.spec.selector }, find(objects, 'Deployment', WEBHOOK).spec.template.metadata.labels)).toBe(true);
     });
 
@@ -263,6 +264,24 @@ describe.skipIf(!available)('rendered manifests', () => {
       ]);
       const clusterRoles = build('overlays/default').filter((o) => o.kind === 'ClusterRole');
       expect(clusterRoles.map((r) => r.metadata.name)).toEqual(['dfs-injector-webhook-config']);
+    });
+
+    it('limits the webhook service account to caBundle changes with a ValidatingAdmissionPolicy bound in Deny mode', () => {
+      const objects = build('overlays/default');
+      const policy = find(objects, 'ValidatingAdmissionPolicy', 'dfs-injector-cabundle-only');
+      const binding = find(objects, 'ValidatingAdmissionPolicyBinding', 'dfs-injector-cabundle-only');
+      expect(binding.spec).toEqual({ policyName: policy.metadata.name, validationActions: ['Deny'] });
+      expect(policy.spec.failurePolicy).toBe('Fail');
+      // The same object the ClusterRole lets it patch.
+      const [rule] = policy.spec.matchConstraints.resourceRules;
+      const [granted] = rules('ClusterRole', 'dfs-injector-webhook-config');
+      expect(rule.resources).toEqual(granted.resources);
+      expect(rule.resourceNames).toEqual(granted.resourceNames);
+      expect(rule.operations).toEqual(['UPDATE']);
+      const account = find(objects, 'Deployment', WEBHOOK).spec.template.spec.serviceAccountName;
+      const pattern = /matches\('(.*)'\)/.exec(policy.spec.matchConditions[0].expression)![1]!;
+      expect(new RegExp(pattern).test(`system:serviceaccount:${NAMESPACE}:${account}`)).toBe(true);
+      expect(new RegExp(pattern).test(`system:serviceaccount:${NAMESPACE}:default`)).toBe(false);
     });
 
     it('binds both roles to the webhook Deployment service account, and only to it', () => {
@@ -437,6 +456,28 @@ describe.skipIf(!available)('rendered manifests', () => {
       expect(injected.errors).toEqual([]);
       const ports = (injected.object as any).spec.template.spec.containers.flatMap((c: any) => c.ports ?? []);
       expect(ports).toContainEqual({ name: 'smb', containerPort: 445, protocol: 'TCP' });
+    });
+
+    it('admits port 445 of the source pods from an ipBlock (the nodes) only, and leaves their other ports as they were', () => {
+      const all = objects();
+      const policy = find(all, 'NetworkPolicy', 'dfs-smb');
+      const service = find(all, 'Service', 'dfs-smb');
+      // The pods the Service sends SMB to are the pods the policy guards.
+      expect(policy.spec.podSelector).toEqual({ matchLabels: service.spec.selector });
+      expect(policy.spec.policyTypes).toEqual(['Ingress']);
+      const rulesFor445 = (policy.spec.ingress as any[]).filter((r) =>
+        (r.ports ?? [{}]).some((p: any) => (p.protocol ?? 'TCP') === 'TCP' && (p.port === undefined || (p.port <= 445 && (p.endPort ?? p.port) >= 445))),
+      );
+      expect(rulesFor445).toHaveLength(1);
+      expect(rulesFor445[0].from).toHaveLength(1);
+      expect(Object.keys(rulesFor445[0].from[0])).toEqual(['ipBlock']);
+      expect(rulesFor445[0].ports).toEqual([{ protocol: 'TCP', port: 445 }]);
+      // Every other TCP port, and UDP, from anywhere.
+      const open = (policy.spec.ingress as any[]).filter((r) => r.from === undefined).flatMap((r) => r.ports);
+      expect(open).toContainEqual({ protocol: 'TCP', port: 1, endPort: 444 });
+      expect(open).toContainEqual({ protocol: 'TCP', port: 446, endPort: 65535 });
+      expect(open).toContainEqual({ protocol: 'UDP', port: 1, endPort: 65535 });
+      expect(defaultConfig.source.sidecar.port).toBe(445);
     });
 
     it('routes the example pods to the /mutate entry of the webhook configuration', () => {
