@@ -28,7 +28,7 @@ export class ClusterCertificateError extends Error {
 
 /** The part of the webhook server the lifecycle reports into. */
 export interface CertReportingTarget {
-  addReadinessCheck(check: { readonly name: string; ready(): boolean }): void;
+  addReadinessCheck(check: { readonly name: string; ready(): boolean; note?(): string | undefined; readonly gating?: boolean }): void;
   readonly metrics: { readonly registry: Registry };
 }
 
@@ -56,18 +56,22 @@ export async function startClusterCertificates(options: ClusterCertificateOption
   if (kc.getCurrentCluster() === null) {
     throw new ClusterCertificateError('no Kubernetes cluster configured: pass --kubeconfig FILE, set KUBECONFIG, or run in a pod');
   }
+  const service = options.service ?? 'dfs-injector';
   const store = new KubeCertStore(kc, {
     namespace: options.namespace,
     secretName: options.secretName,
     webhookConfigName: options.webhookConfigName,
+    service,
   });
   const lifecycle = startCertLifecycle({
     store,
     tlsDir: dirname(certPath),
     certFile: basename(certPath),
     keyFile: basename(keyPath),
-    service: options.service ?? 'dfs-injector',
+    service,
     namespace: options.namespace,
+    // The previous CA leaves the caBundle once every ready endpoint of the Service serves the new one.
+    endpoints: store,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
   await lifecycle.whenServable();
@@ -78,4 +82,12 @@ export async function startClusterCertificates(options: ClusterCertificateOption
 export function reportCertificatesTo(lifecycle: CertLifecycle, server: CertReportingTarget): void {
   lifecycle.registerMetrics(server.metrics.registry);
   server.addReadinessCheck({ name: 'certificate', ready: () => lifecycle.ready() });
+  // Said in /readyz but not failing it: a rotation waiting for a replica is no reason to pull
+  // every replica out of the Service (failurePolicy Fail would then refuse every pod).
+  server.addReadinessCheck({
+    name: 'ca-rotation-confirmed',
+    gating: false,
+    ready: () => lifecycle.status().caRotationWaiting === undefined,
+    note: () => lifecycle.status().caRotationWaiting,
+  });
 }

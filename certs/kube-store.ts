@@ -2,12 +2,14 @@ import {
   AdmissionregistrationV1Api,
   ApiException,
   CoreV1Api,
+  DiscoveryV1Api,
   Observable,
   type ConfigurationOptions,
   type KubeConfig,
   type ObservableMiddleware,
   type V1Secret,
 } from '@kubernetes/client-node';
+import type { EndpointSource, ServingEndpoint } from './endpoints.js';
 import type { CertStore, SecretData, StoredSecret, WebhookCaBundles, Written } from './store.js';
 
 export interface KubeCertStoreOptions {
@@ -20,6 +22,10 @@ export interface KubeCertStoreOptions {
   readonly fieldManager?: string;
   /** A request that takes longer is aborted and counts as a failure. Default 30 s. */
   readonly requestTimeoutMs?: number;
+  /** The webhook's Service, whose ready endpoints must serve the new CA before the old is dropped. */
+  readonly service?: string;
+  /** The Service port the API server calls. Default "https" (manifests/base/service.yaml). */
+  readonly servicePortName?: string;
 }
 
 /** An API call failed for a reason other than the conflicts the lifecycle handles itself. */
@@ -56,8 +62,11 @@ const SECRET_LABELS = { 'app.kubernetes.io/name': 'dfs-injector', 'app.kubernete
  * RFC 6902 cannot `test` that a member is absent, so when an entry has no caBundle yet the patch
  * also pins the object's resourceVersion: that only happens at first install.
  */
-export class KubeCertStore implements CertStore {
+export class KubeCertStore implements CertStore, EndpointSource {
   private readonly core: CoreV1Api;
+  private readonly discovery: DiscoveryV1Api;
+  private readonly service: string;
+  private readonly servicePortName: string;
   private readonly admission: AdmissionregistrationV1Api;
   private readonly namespace: string;
   private readonly secretName: string;
@@ -68,6 +77,9 @@ export class KubeCertStore implements CertStore {
   constructor(kc: KubeConfig, options: KubeCertStoreOptions) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    this.discovery = kc.makeApiClient(DiscoveryV1Api);
+    this.service = options.service ?? 'dfs-injector';
+    this.servicePortName = options.servicePortName ?? 'https';
     this.namespace = options.namespace;
     this.secretName = options.secretName;
     this.webhookConfigName = options.webhookConfigName;
@@ -173,6 +185,42 @@ export class KubeCertStore implements CertStore {
       if (status === 409 || status === 422) return 'conflict';
       throw this.failure(`patch the caBundle of MutatingWebhookConfiguration ${this.webhookConfigName}`, error);
     }
+  }
+
+  /**
+   * The ready endpoints of the webhook Service, from its EndpointSlices (what the API server's
+   * Service resolution and kube-proxy route to). Serving-but-terminating endpoints count too:
+   * they still answer requests on connections already open.
+   */
+  async readyEndpoints(): Promise<readonly ServingEndpoint[]> {
+    let slices;
+    try {
+      slices = await this.discovery.listNamespacedEndpointSlice(
+        { namespace: this.namespace, labelSelector: `kubernetes.io/service-name=${this.service}` },
+        this.options(),
+      );
+    } catch (error) {
+      throw this.failure(`list the EndpointSlices of Service ${this.namespace}/${this.service}`, error);
+    }
+    const endpoints: ServingEndpoint[] = [];
+    const seen = new Set<string>();
+    for (const slice of slices.items) {
+      if (slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6') continue;
+      const ports = slice.ports ?? [];
+      const port = (ports.length === 1 ? ports[0] : ports.find((p) => p.name === this.servicePortName))?.port;
+      if (port === undefined) continue;
+      for (const endpoint of slice.endpoints) {
+        const conditions = endpoint.conditions ?? {};
+        // Unset means ready (the EndpointSlice API's rule); a terminating endpoint still serving counts.
+        if (conditions.ready === false && conditions.serving !== true) continue;
+        const address = endpoint.addresses[0];
+        if (address === undefined || seen.has(`${address}:${port}`)) continue;
+        seen.add(`${address}:${port}`);
+        const pod = endpoint.targetRef?.kind === 'Pod' ? endpoint.targetRef.name : undefined;
+        endpoints.push({ address, port, ...(pod === undefined ? {} : { pod }) });
+      }
+    }
+    return endpoints;
   }
 
   private secretRef(): string {

@@ -3,11 +3,14 @@ import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../test/support/fake-apiserver.js';
+import type { EndpointSource } from './endpoints.js';
 import { issueCertificateAuthority } from './issue.js';
 import { KubeCertStore } from './kube-store.js';
-import { startCertLifecycle, SYNC_ERRORS_METRIC, type CertLifecycle, type CertLifecycleOptions } from './lifecycle.js';
+import { startCertLifecycle, SYNC_ERRORS_METRIC, UNCONFIRMED_METRIC, type CertLifecycle, type CertLifecycleOptions } from './lifecycle.js';
 import { splitCertificates } from './pem.js';
 import { decodeCertState, encodeCertState, type CertState } from './tls-secret.js';
 
@@ -295,6 +298,74 @@ describe('certificate lifecycle', () => {
     await expectTrusted(one.dir);
     await expectTrusted(two.dir);
     expect(Object.keys(api.get(SECRET_PATH)!.data as object)).not.toContain('previous-ca.crt');
+  });
+
+  it('keeps the old CA published after the drain time until every ready endpoint presents a certificate of the new CA', async () => {
+    // Each replica's server: a real TLS listener serving the pair in that replica's directory,
+    // re-read on demand (as serve's file watch does).
+    const listeners: TlsServer[] = [];
+    async function listen(dir: string): Promise<{ port: number; reload: () => Promise<void> }> {
+      const pair = async (): Promise<{ cert: string; key: string }> => ({
+        cert: await readFile(join(dir, 'tls.crt'), 'utf8'),
+        key: await readFile(join(dir, 'tls.key'), 'utf8'),
+      });
+      const server = createTlsServer(await pair());
+      listeners.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return { port: (server.address() as AddressInfo).port, reload: async () => server.setSecureContext(await pair()) };
+    }
+    let endpoints: { address: string; port: number; pod: string }[] = [];
+    const source: EndpointSource = { readyEndpoints: () => Promise.resolve(endpoints) };
+    try {
+      const timing = { leafDays: 3, caDays: 3, propagationMs: 10 * MINUTE, drainMs: 2 * HOUR, endpoints: source, confirmTimeoutMs: 2000 };
+      const one = await replica(timing);
+      const two = await replica(timing);
+      await one.lifecycle.syncNow();
+      await two.lifecycle.syncNow();
+      const a = await listen(one.dir);
+      const b = await listen(two.dir);
+      endpoints = [
+        { address: '127.0.0.1', port: a.port, pod: 'dfs-injector-a' },
+        { address: '127.0.0.1', port: b.port, pod: 'dfs-injector-b' },
+      ];
+      const old = secretState();
+
+      clock += 2.1 * DAY;
+      await one.lifecycle.syncNow();
+      clock += 11 * MINUTE;
+      await one.lifecycle.syncNow();
+      expect(secretState().phase).toBe('draining');
+      await a.reload();
+      // Replica b has not re-read the Secret (stuck, or cut off from the API server): it still
+      // presents the old CA's leaf.
+
+      clock += 2 * HOUR + MINUTE;
+      await one.lifecycle.syncNow();
+      expect(secretState().phase).toBe('draining');
+      expect(publishedCas()).toHaveLength(2);
+      expect(publishedCas().some((ca) => ca.fingerprint256 === fingerprint(old.caCert))).toBe(true);
+      const waiting = one.lifecycle.status().caRotationWaiting;
+      expect(waiting).toMatch(/^1 of 2 ready endpoints not confirmed .*dfs-injector-b\) presents a certificate issued by/);
+      expect((await registry.getSingleMetric(UNCONFIRMED_METRIC)!.get()).values[0]?.value).toBe(1);
+      expect(one.lifecycle.ready()).toBe(true);
+
+      // An endpoint that does not answer TLS at all is not confirmed either, within the bound.
+      endpoints.push({ address: '127.0.0.1', port: 1, pod: 'dfs-injector-c' });
+      await one.lifecycle.syncNow();
+      expect(one.lifecycle.status().caRotationWaiting).toMatch(/^2 of 3 ready endpoints/);
+      endpoints.pop();
+
+      // b catches up and serves the new leaf: now the old CA goes.
+      await two.lifecycle.syncNow();
+      await b.reload();
+      await one.lifecycle.syncNow();
+      expect(secretState().phase).toBe('steady');
+      expect(publishedCas().map((ca) => ca.fingerprint256)).toEqual([fingerprint(secretState().caCert)]);
+      expect(one.lifecycle.status().caRotationWaiting).toBeUndefined();
+      expect((await registry.getSingleMetric(UNCONFIRMED_METRIC)!.get()).values[0]?.value).toBe(0);
+    } finally {
+      await Promise.all(listeners.map((server) => new Promise((resolve) => server.close(resolve))));
+    }
   });
 
   it('retries API failures with growing delays, and shows them in readiness and metrics', async () => {

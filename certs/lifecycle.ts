@@ -1,9 +1,10 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { writeAtomicDir } from './atomic-dir.js';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { confirmServedBy, tlsCertificateFetcher, type CertificateFetcher, type Confirmation, type EndpointSource } from './endpoints.js';
 import { issueCertificateAuthority, issueServingCertificate, type IssueOptions, type KeyPair } from './issue.js';
 import { sameCertificates } from './pem.js';
 import { nextRotationTime, planRotation, validity, type RotationPolicy, type RotationStep } from './rotation.js';
@@ -44,6 +45,18 @@ export interface CertLifecycleOptions {
    * replica needs to notice the new Secret: default two check intervals.
    */
   readonly drainMs?: number;
+  /**
+   * The ready endpoints of the webhook Service. With it, the previous CA leaves the caBundle only
+   * once every one of them presents a certificate of the new CA (or the previous CA expired);
+   * without it (tests of the rotation alone), after `drainMs`.
+   */
+  readonly endpoints?: EndpointSource;
+  /** How a presented certificate is read. Default: a TLS handshake with each endpoint. */
+  readonly fetchCertificate?: CertificateFetcher;
+  /** Bound on each handshake of that check. Default 5000. */
+  readonly confirmTimeoutMs?: number;
+  /** How soon an unconfirmed check is tried again. Default 30 s. */
+  readonly confirmRetryMs?: number;
   /** Retry timing after a failed sync. */
   readonly retry?: BackoffOptions;
   /** Called once, when a valid certificate is first in place and its CA published. */
@@ -64,6 +77,11 @@ export interface CertLifecycleStatus {
   readonly lastSyncAt: Date | undefined;
   readonly lastError: string | undefined;
   readonly consecutiveFailures: number;
+  /**
+   * Set while the previous CA stays published because not every ready endpoint of the Service
+   * was seen presenting a certificate of the new CA: what is missing, in words.
+   */
+  readonly caRotationWaiting: string | undefined;
 }
 
 export interface CertLifecycle {
@@ -92,6 +110,7 @@ export interface CertLifecycle {
 }
 
 export const SYNC_ERRORS_METRIC = 'dfs_injector_cert_sync_errors_total';
+export const UNCONFIRMED_METRIC = 'dfs_injector_ca_rotation_unconfirmed_endpoints';
 
 const HOUR_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * HOUR_MS;
@@ -101,6 +120,8 @@ const MAX_ATTEMPTS = 5;
 // A sync takes at most reissue → publish-bundle → keep, or one rotation step per pass.
 const MAX_STEPS = 4;
 const MIN_DELAY_MS = 1000;
+const DEFAULT_CONFIRM_TIMEOUT_MS = 5000;
+const DEFAULT_CONFIRM_RETRY_MS = 30_000;
 const SILENT: CertLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 export class CertSyncError extends Error {
@@ -113,8 +134,10 @@ export function startCertLifecycle(options: CertLifecycleOptions): CertLifecycle
   const random = options.random ?? Math.random;
   const checkIntervalMs = options.checkIntervalMs ?? HOUR_MS;
   const syncErrors = syncErrorCounter(options.registry);
-  const registered = new Set<Registry>(options.registry === undefined ? [] : [options.registry]);
   const sync = new CertSync(options, logger, now);
+  const unconfirmed = unconfirmedGauge(options.registry, () => sync.waiting?.pending.length ?? 0);
+  const registered = new Set<Registry>(options.registry === undefined ? [] : [options.registry]);
+  const confirmRetryMs = options.confirmRetryMs ?? DEFAULT_CONFIRM_RETRY_MS;
 
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -161,6 +184,9 @@ export function startCertLifecycle(options: CertLifecycleOptions): CertLifecycle
       }
       const periodic = checkIntervalMs * (0.9 + 0.2 * random());
       delay = Math.min(periodic, Math.max(MIN_DELAY_MS, sync.nextChange(state) - now()));
+      // The drain time has passed but not every endpoint serves the new CA: look again soon,
+      // not at once (each look is a handshake with every replica).
+      if (sync.waiting !== undefined) delay = Math.min(periodic, confirmRetryMs);
     } catch (error) {
       failures += 1;
       lastError = error instanceof Error ? error.message : String(error);
@@ -198,6 +224,7 @@ export function startCertLifecycle(options: CertLifecycleOptions): CertLifecycle
       lastSyncAt: lastSyncAt === undefined ? undefined : new Date(lastSyncAt),
       lastError,
       consecutiveFailures: failures,
+      caRotationWaiting: sync.waiting === undefined ? undefined : describeWaiting(sync.waiting),
     }),
     whenServable: () => servable,
     syncNow,
@@ -212,6 +239,7 @@ export function startCertLifecycle(options: CertLifecycleOptions): CertLifecycle
       if (registered.has(registry)) return;
       registered.add(registry);
       if (registry.getSingleMetric(SYNC_ERRORS_METRIC) === undefined) registry.registerMetric(syncErrors);
+      if (registry.getSingleMetric(UNCONFIRMED_METRIC) === undefined) registry.registerMetric(unconfirmed);
     },
   };
 }
@@ -227,6 +255,11 @@ interface Written {
 class CertSync {
   written: Written | undefined;
   state: CertState | undefined;
+  /** The last check that kept the previous CA published, while that is still the case. */
+  waiting: Confirmation | undefined;
+  private readonly endpoints: EndpointSource | undefined;
+  private readonly fetchCertificate: CertificateFetcher;
+  private readonly confirmTimeoutMs: number;
   private readonly store: CertStore;
   private readonly policy: RotationPolicy;
   private readonly issue: Omit<IssueOptions, 'lifetimeMs' | 'now'>;
@@ -240,6 +273,9 @@ class CertSync {
     private readonly now: () => number,
   ) {
     this.store = options.store;
+    this.endpoints = options.endpoints;
+    this.fetchCertificate = options.fetchCertificate ?? tlsCertificateFetcher({ servername: `${options.service}.${options.namespace}.svc` });
+    this.confirmTimeoutMs = options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS;
     const leafDays = options.leafDays ?? 365;
     const caDays = options.caDays ?? 3650;
     if (!(leafDays > 0) || !(caDays >= leafDays)) {
@@ -310,7 +346,12 @@ class CertSync {
         published = bundle;
       }
       const plan = planRotation(state, this.now(), this.policy);
+      if (plan.kind === 'end-ca-rotation' && !(await this.newCaServedEverywhere(state))) {
+        await this.writeFiles(state, bundle);
+        return { state };
+      }
       if (plan.kind === 'keep') {
+        if (state.phase !== 'draining') this.waiting = undefined;
         await this.writeFiles(state, bundle);
         return { state };
       }
@@ -323,6 +364,31 @@ class CertSync {
       resourceVersion = written.resourceVersion;
     }
     throw new CertSyncError(`the certificate rotation did not settle after ${MAX_STEPS} steps in one sync`);
+  }
+
+  /**
+   * Whether every ready endpoint of the Service presents a leaf of the current (new) CA, so the
+   * previous one can leave the caBundle. Records what is missing in `waiting` when not.
+   */
+  private async newCaServedEverywhere(state: CertState): Promise<boolean> {
+    if (this.endpoints === undefined || state.phase !== 'draining') return true;
+    // Nothing can serve under an expired CA any more: there is nothing left to keep trusting.
+    if (this.now() >= validity(state.previousCaCert).notAfter) return true;
+    let confirmation: Confirmation;
+    try {
+      confirmation = await confirmServedBy(state.caCert, this.endpoints, this.fetchCertificate, this.confirmTimeoutMs);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      confirmation = { confirmed: false, endpoints: 0, pending: [{ endpoint: 'the Service endpoints', reason }] };
+    }
+    if (confirmation.confirmed) {
+      this.waiting = undefined;
+      this.logger.info({ endpoints: confirmation.endpoints }, 'CA rotation: every ready endpoint presents a certificate of the new CA');
+      return true;
+    }
+    this.waiting = confirmation;
+    this.logger.warn({ endpoints: confirmation.endpoints, pending: confirmation.pending }, `CA rotation: keeping the previous CA published: ${describeWaiting(confirmation)}`);
+    return false;
   }
 
   private async readOrCreate(): Promise<{ state: CertState; resourceVersion: string } | 'conflict'> {
@@ -419,6 +485,25 @@ function describeStep(plan: RotationStep): string {
     case 'keep':
       return 'nothing to do';
   }
+}
+
+function describeWaiting(confirmation: Confirmation): string {
+  const first = confirmation.pending[0];
+  const which = first === undefined ? '' : `; ${first.endpoint} ${first.reason}`;
+  return `${confirmation.pending.length} of ${confirmation.endpoints} ready endpoints not confirmed to present a certificate of the new CA${which}`;
+}
+
+function unconfirmedGauge(registry: Registry | undefined, value: () => number): Gauge {
+  const existing = registry?.getSingleMetric(UNCONFIRMED_METRIC);
+  if (existing instanceof Gauge) return existing;
+  return new Gauge({
+    name: UNCONFIRMED_METRIC,
+    help: 'Ready webhook endpoints not seen presenting a certificate of the new CA while a CA rotation waits to drop the previous CA; 0 otherwise.',
+    registers: registry === undefined ? [] : [registry],
+    collect() {
+      this.set(value());
+    },
+  });
 }
 
 function syncErrorCounter(registry: Registry | undefined): Counter {

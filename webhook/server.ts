@@ -22,11 +22,17 @@ export interface AdmissionServer {
 export interface ReadinessCheck {
   readonly name: string;
   ready(): boolean | Promise<boolean>;
+  /** Words for /readyz about the check's state, e.g. what it waits for. */
+  note?(): string | undefined;
+  /** False: reported in /readyz, but does not make it fail. Default true. */
+  readonly gating?: boolean;
 }
 
 export interface ReadinessReport {
   readonly ready: boolean;
   readonly checks: Readonly<Record<string, boolean>>;
+  /** Present when a check has something to say (see ReadinessCheck.note). */
+  readonly notes?: Readonly<Record<string, string>>;
 }
 
 export interface ServerOptions {
@@ -196,15 +202,22 @@ export function buildServer(options: ServerOptions): WebhookServer {
       config: configLoaded(getConfig),
       'not-shutting-down': !shuttingDown,
     };
+    let ready = Object.values(checks).every(Boolean);
+    const notes: Record<string, string> = {};
     for (const check of readinessChecks) {
+      let ok: boolean;
       try {
-        checks[check.name] = await check.ready();
+        ok = await check.ready();
+        const note = check.note?.();
+        if (note !== undefined) notes[check.name] = note;
       } catch (error) {
         logger.warn({ err: error, check: check.name }, 'readiness check threw; reporting not ready');
-        checks[check.name] = false;
+        ok = false;
       }
+      checks[check.name] = ok;
+      if (!ok && check.gating !== false) ready = false;
     }
-    return { ready: Object.values(checks).every(Boolean), checks };
+    return Object.keys(notes).length === 0 ? { ready, checks } : { ready, checks, notes };
   }
 
   const probes = buildProbes(logger, metrics, readiness);

@@ -43,7 +43,7 @@ describe.skipIf(!available)('the webhook may change only caBundle (ValidatingAdm
     const objects = render(kustomize!, 'overlays/default').filter((o) => wanted.has(o.kind));
     expect(objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'))).toHaveLength(2);
     for (const kind of wanted) {
-      for (const object of objects.filter((o) => o.kind === kind)) await client.apply(object as KubeObject);
+      for (const object of objects.filter((o) => o.kind === kind)) await client.apply(object);
     }
     const bundle = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64');
 

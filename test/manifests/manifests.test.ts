@@ -258,6 +258,13 @@ describe.skipIf(!available)('rendered manifests', () => {
       expect(unnamed.map((s) => s.rule)).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }]);
     });
 
+    it('lets the webhook list EndpointSlices in its namespace only (to confirm a CA rotation), and nothing more on them', () => {
+      const objects = build('overlays/default');
+      const roles = objects.filter((o) => o.kind === 'Role' || o.kind === 'ClusterRole');
+      const sliceRules = roles.flatMap((r) => (r.rules as any[]).filter((rule) => rule.resources.includes('endpointslices')).map((rule) => ({ kind: r.kind, namespace: r.metadata.namespace, rule })));
+      expect(sliceRules).toEqual([{ kind: 'Role', namespace: NAMESPACE, rule: { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list'] } }]);
+    });
+
     it('lets the webhook get and patch only MutatingWebhookConfiguration dfs-injector, and nothing else cluster-wide', () => {
       expect(rules('ClusterRole', 'dfs-injector-webhook-config')).toEqual([
         { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [WEBHOOK], verbs: ['get', 'patch'] },
