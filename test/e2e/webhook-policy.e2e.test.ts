@@ -1,13 +1,24 @@
-import { describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { confirmServedBy, tlsCertificateFetcher } from '../../certs/endpoints.js';
+import { issueCertificateAuthority, issueServingCertificate } from '../../certs/issue.js';
+import { KubeCertStore } from '../../certs/kube-store.js';
 import { findKustomize, KUSTOMIZE_HINT, render } from '../manifests/kustomize.js';
 import { needs } from '../support/prereq.js';
 import { findControlPlaneBinaries } from './binaries.js';
 import { KubeApiError, waitFor, type KubeObject } from './harness.js';
 import { useControlPlane } from './use-control-plane.js';
 
-// The ValidatingAdmissionPolicy of manifests/base, pinned against a real kube-apiserver: the
-// webhook's ServiceAccount may patch the caBundle of its MutatingWebhookConfiguration (RBAC
-// allows it to patch all of it) and nothing else; an administrator is not affected.
+// The webhook's ServiceAccount against a real kube-apiserver, with the RBAC and the policy of
+// manifests/overlays/default: the ValidatingAdmissionPolicy lets it patch the caBundle of its
+// MutatingWebhookConfiguration (RBAC allows it to patch all of it) and nothing else, an
+// administrator is not affected; and it can read the ready endpoints of its Service from
+// EndpointSlices, which a CA rotation checks over TLS before dropping the previous CA.
 
 const binaries = findControlPlaneBinaries();
 const kustomize = findKustomize();
@@ -39,7 +50,7 @@ describe.skipIf(!available)('the webhook may change only caBundle (ValidatingAdm
 
   it('lets the ServiceAccount patch caBundle and refuses a selector change, a new entry and a new URL', async () => {
     const { client } = plane();
-    const wanted = new Set(['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    const wanted = new Set(['Namespace', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
     const objects = render(kustomize!, 'overlays/default').filter((o) => wanted.has(o.kind));
     expect(objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'))).toHaveLength(2);
     for (const kind of wanted) {
@@ -88,4 +99,102 @@ describe.skipIf(!available)('the webhook may change only caBundle (ValidatingAdm
     // The administrator (no impersonation) is not bound by it.
     expect(await patch([{ op: 'replace', path: '/webhooks/0/timeoutSeconds', value: 7 }], {})).toEqual({ status: 200, message: '' });
   }, 240_000);
+
+  const listeners: TlsServer[] = [];
+  afterAll(async () => {
+    await Promise.all(listeners.map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+
+  /** The kubeconfig the webhook pod would have: the dfs-injector ServiceAccount's token. */
+  async function serviceAccountConfig(): Promise<KubeConfig> {
+    const { client, server, credentials, dir } = plane();
+    const review = await client.call({
+      method: 'POST',
+      path: '/api/v1/namespaces/dfs-system/serviceaccounts/dfs-injector/token',
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+    });
+    const token = review.json<{ status: { token: string } }>().status.token;
+    const path = join(dir, 'dfs-injector-sa.kubeconfig');
+    await writeFile(
+      path,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'e2e', cluster: { server, 'certificate-authority-data': Buffer.from(credentials.caPem).toString('base64') } }],
+        users: [{ name: 'dfs-injector', user: { token } }],
+        contexts: [{ name: 'dfs-injector', context: { cluster: 'e2e', user: 'dfs-injector', namespace: 'dfs-system' } }],
+        'current-context': 'dfs-injector',
+      }),
+    );
+    const kc = new KubeConfig();
+    kc.loadFromFile(path);
+    return kc;
+  }
+
+  it('reads the ready endpoints of the webhook Service from EndpointSlices as the ServiceAccount, and finds the one serving the old CA', async () => {
+    const { client } = plane();
+    await waitFor('ServiceAccount dfs-injector', () => client.get('v1', 'ServiceAccount', 'dfs-injector', 'dfs-system'));
+    const slice = (name: string, service: string, endpoints: object[]): KubeObject =>
+      ({
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { name, namespace: 'dfs-system', labels: { 'kubernetes.io/service-name': service } },
+        addressType: 'IPv4',
+        ports: [{ name: 'https', port: 8443, protocol: 'TCP' }],
+        endpoints,
+      });
+    // Addresses from the Service CIDR's neighbourhood: the API server refuses loopback ones.
+    const pod = (name: string) => ({ kind: 'Pod', name, namespace: 'dfs-system' });
+    await client.apply(
+      slice('dfs-injector-abc', 'dfs-injector', [
+        { addresses: ['10.0.0.11'], conditions: { ready: true }, targetRef: pod('dfs-injector-a') },
+        { addresses: ['10.0.0.12'], conditions: { ready: false }, targetRef: pod('dfs-injector-starting') },
+      ]),
+    );
+    await client.apply(
+      slice('dfs-injector-def', 'dfs-injector', [
+        { addresses: ['10.0.0.14'], targetRef: pod('dfs-injector-b') },
+        { addresses: ['10.0.0.15'], conditions: { ready: false, serving: true, terminating: true }, targetRef: pod('dfs-injector-old') },
+      ]),
+    );
+    await client.apply(slice('other-xyz', 'other', [{ addresses: ['10.0.0.13'], conditions: { ready: true } }]));
+
+    const store = new KubeCertStore(await serviceAccountConfig(), {
+      namespace: 'dfs-system',
+      secretName: 'dfs-injector-tls',
+      webhookConfigName: 'dfs-injector',
+      service: 'dfs-injector',
+    });
+    const endpoints = await store.readyEndpoints();
+    expect([...endpoints].sort((x, y) => x.address.localeCompare(y.address))).toEqual([
+      { address: '10.0.0.11', port: 8443, pod: 'dfs-injector-a' },
+      { address: '10.0.0.14', port: 8443, pod: 'dfs-injector-b' },
+      { address: '10.0.0.15', port: 8443, pod: 'dfs-injector-old' },
+    ]);
+
+    // Real TLS listeners stand in for the three pods (their addresses route nowhere here): two
+    // serve a leaf of the new CA, the terminating one a leaf of the old CA.
+    const now = Date.now();
+    const issue = { service: 'dfs-injector', namespace: 'dfs-system', lifetimeMs: 86_400_000, now };
+    const [oldCa, newCa] = await Promise.all([issueCertificateAuthority(issue), issueCertificateAuthority(issue)]);
+    const ports = new Map<string, number>();
+    for (const [address, ca] of [['10.0.0.11', newCa], ['10.0.0.14', newCa], ['10.0.0.15', oldCa]] as const) {
+      const leaf = await issueServingCertificate(ca, issue);
+      const server = createTlsServer({ cert: leaf.cert, key: leaf.key });
+      listeners.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      ports.set(address, (server.address() as AddressInfo).port);
+    }
+    const fetcher = tlsCertificateFetcher({
+      servername: 'dfs-injector.dfs-system.svc',
+      dial: (endpoint) => ({ host: '127.0.0.1', port: ports.get(endpoint.address)! }),
+    });
+    const confirmation = await confirmServedBy(newCa.cert, store, fetcher, 5000);
+    expect(confirmation.confirmed).toBe(false);
+    expect(confirmation.endpoints).toBe(3);
+    expect(confirmation.pending).toEqual([{ endpoint: '10.0.0.15:8443 (dfs-injector-old)', reason: expect.stringContaining('presents a certificate issued by') }]);
+
+    await client.delete('discovery.k8s.io/v1', 'EndpointSlice', 'dfs-injector-def', 'dfs-system');
+    expect((await confirmServedBy(newCa.cert, store, fetcher, 5000)).confirmed).toBe(true);
+  }, 120_000);
 });
