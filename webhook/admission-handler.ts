@@ -164,10 +164,11 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): Admiss
   }
 
   /**
-   * Over a limit: 429 with a metav1.Status body and Retry-After. The API server turns a Status
-   * body into the error its client sees (failurePolicy Fail: the pod is refused with this
-   * message rather than "EOF" or a timeout), and its HTTP client retries a 429 carrying
-   * Retry-After within the webhook's timeout.
+   * Over a limit: 429 with a metav1.Status body, answered at once. Under failurePolicy Fail the
+   * API server refuses the pod with "failed calling webhook …: <this message>" (the pod's
+   * controller retries with its own backoff). No Retry-After: with it, kube-apiserver 1.35's
+   * client retried every second until the webhook timeout and the user saw only "context
+   * deadline exceeded" (test/e2e/webhook-overload.e2e.test.ts).
    */
   function overloaded(x: Exchange, reason: string, message: string): void {
     if (!x.req.complete) x.req.resume();
@@ -179,9 +180,8 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): Admiss
       message,
       reason: 'TooManyRequests',
       code: 429,
-      details: { retryAfterSeconds: 1 },
     });
-    finish(x, 429, payload, { status: 429, role: 'unknown', outcome: 'overloaded', reason, decision: undefined, message }, { 'retry-after': '1' });
+    finish(x, 429, payload, { status: 429, role: 'unknown', outcome: 'overloaded', reason, decision: undefined, message });
   }
 
   function timeOut(x: Exchange): void {
