@@ -137,6 +137,24 @@ describe('work in flight is bounded', () => {
     expect(session.remoteSettings.maxHeaderListSize).toBe(16 * 1024);
     session.close();
   });
+
+  it('refuses an HTTP/2 request with more than 64 header pairs, and the connection goes on', async () => {
+    const app = await start();
+    const session = connectH2(app.port, ca);
+    const headers: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': '/mutate', 'content-type': 'application/json' };
+    for (let i = 0; i < 100; i++) headers[`x-pad-${i}`] = 'x';
+    const stream = session.request(headers);
+    const closed = await new Promise<number>((resolve) => {
+      stream.on('error', () => undefined);
+      stream.on('response', () => resolve(-1));
+      stream.on('close', () => resolve(stream.rstCode ?? -2));
+      stream.end('{}');
+    });
+    expect(closed).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    expect(app.logs.filter((line) => line.msg === 'admission')).toEqual([]);
+    session.close();
+    expect((await post(app.port, '/mutate', admissionReviewFor(loadPod('sonarr')), { ca, protocol: 'h2' })).status).toBe(200);
+  });
 });
 
 describe('slow clients get a deadline (defaults)', () => {
