@@ -53,8 +53,10 @@ export const serveCommand = defineCommand({
   description: [
     'Answers AdmissionReview requests on /mutate (and the other entry paths of the',
     'MutatingWebhookConfiguration). The certificate, key and config file are re-read when they',
-    'change. On SIGTERM the webhook turns /readyz to 503, keeps serving for the grace period,',
-    'then drains its connections and exits 0.',
+    'change. On SIGTERM the webhook turns /readyz to 503, keeps answering for the grace period',
+    'while telling clients to move (HTTP/2 GOAWAY, HTTP/1.1 Connection: close), then drains its',
+    'connections and exits 0. /readyz also fails while the served certificate is expired or not',
+    'yet valid. Requests past its limits (README: "Limits") are answered 429, 413 or 408.',
     '',
     'With --dev it needs nothing else: it creates a development CA and certificate for',
     'localhost and 127.0.0.1 in .dev/ on first run (reused afterwards), listens on 127.0.0.1,',
