@@ -20,9 +20,22 @@ export interface ControlPlaneBinaries {
   readonly kubeApiserver: string;
   readonly kubeControllerManager: string;
   readonly etcd: string;
-  /** Every binary exists and is executable. */
+  /** Every control-plane binary (the three above) exists and is executable. */
   readonly available: boolean;
   /** What is missing and how to get it, for `needs()`. */
+  readonly hint: string;
+  /** The test node's binaries (test/node), built by the same script after the control plane. */
+  readonly node: NodeBinaries;
+}
+
+export interface NodeBinaries {
+  /** Holds kubelet and kube-proxy: the node mounts this directory. */
+  readonly dir: string;
+  readonly kubeScheduler: string;
+  readonly kubelet: string;
+  readonly kubeProxy: string;
+  readonly kubectl: string;
+  readonly available: boolean;
   readonly hint: string;
 }
 
@@ -68,5 +81,21 @@ export function findControlPlaneBinaries(env: NodeJS.ProcessEnv = process.env): 
       : `Missing: ${missing.join(', ')}. Build them once with \`bash ${BUILD_SCRIPT}\` ` +
         `(needs Go and the Go module proxy; the first build of Kubernetes ${versions.kubernetes} takes ` +
         `about 25-30 minutes on 2 cores), or point DFS_E2E_BIN_DIR at a directory holding them.`;
-  return { versions, root, kubeApiserver, kubeControllerManager, etcd, available: missing.length === 0, hint };
+  const nodeBinaries = ['kube-scheduler', 'kubelet', 'kube-proxy', 'kubectl'].map((b) => join(k8sDir, b));
+  const [kubeScheduler, kubelet, kubeProxy, kubectl] = nodeBinaries as [string, string, string, string];
+  const nodeMissing = nodeBinaries.filter((p) => !isExecutable(p));
+  const node: NodeBinaries = {
+    dir: k8sDir,
+    kubeScheduler,
+    kubelet,
+    kubeProxy,
+    kubectl,
+    available: nodeMissing.length === 0,
+    hint:
+      nodeMissing.length === 0
+        ? ''
+        : `Missing: ${nodeMissing.join(', ')}. \`bash ${BUILD_SCRIPT}\` builds them after the control plane ` +
+          '(a few more minutes once the API server is built).',
+  };
+  return { versions, root, kubeApiserver, kubeControllerManager, etcd, available: missing.length === 0, hint, node };
 }

@@ -13,6 +13,7 @@ import { findControlPlaneBinaries, type ControlPlaneBinaries, type ControlPlaneV
 import { KubeClient, waitFor, type Credentials, type KubeObject } from './kube-client.js';
 import { parsePrometheusText, type MetricSample } from './metrics.js';
 import { createPki, createServiceAccountKeys, type Pki } from './pki.js';
+import { forwardFromNetns, type NetnsForward } from './netns-forward.js';
 import { forgetDirectory, removeOnExit, startProcess, type ManagedProcess } from './process.js';
 
 export { findControlPlaneBinaries } from './binaries.js';
@@ -54,6 +55,22 @@ export interface ControlPlaneOptions {
   readonly startTimeoutMs?: number;
   /** Keep the temp dir (logs, etcd data, PKI) after stop(). Default: env DFS_E2E_KEEP=1. */
   readonly keepDir?: boolean;
+  /**
+   * Runs etcd, the API server and the controllers inside this network namespace, for tests with
+   * a real node (test/node). The API server then listens on every address of the namespace,
+   * advertises `address` (the `kubernetes` Service's endpoint), calls kubelets with a client
+   * certificate of its own, and the test reaches it through a forwarder on the host's loopback.
+   */
+  readonly network?: ControlPlaneNetwork;
+  /** Also run kube-scheduler (built with the node's binaries). Default false. */
+  readonly scheduler?: boolean;
+}
+
+export interface ControlPlaneNetwork {
+  /** An existing network namespace (`ip netns add`) whose loopback is up. */
+  readonly netns: string;
+  /** An address of that namespace that the node reaches, e.g. its bridge's. */
+  readonly address: string;
 }
 
 /** One line of the API server's JSON audit log, reduced to what tests look at. */
@@ -73,8 +90,10 @@ export interface AuditEvent {
 export interface ControlPlane {
   /** Temp dir holding logs, etcd data, PKI and the kubeconfig. */
   readonly dir: string;
-  /** https://127.0.0.1:<port> */
+  /** https://127.0.0.1:<port> (with `network`: a forwarder into the namespace) */
   readonly server: string;
+  /** The API server as seen from its own namespace: https://<network address or 127.0.0.1>:<port>. */
+  readonly innerServer: string;
   /** Admin (system:masters) kubeconfig with embedded credentials. */
   readonly kubeconfigPath: string;
   /** @kubernetes/client-node config loaded from kubeconfigPath, for `kc.makeApiClient(...)`. */
@@ -86,7 +105,13 @@ export interface ControlPlane {
   readonly pki: Pki;
   readonly versions: ControlPlaneVersions;
   readonly ports: { readonly etcd: number; readonly apiserver: number; readonly controllerManager?: number };
-  readonly logs: { readonly etcd: string; readonly apiserver: string; readonly controllerManager?: string; readonly audit: string };
+  readonly logs: {
+    readonly etcd: string;
+    readonly apiserver: string;
+    readonly controllerManager?: string;
+    readonly scheduler?: string;
+    readonly audit: string;
+  };
   /** Time from start to ready, for the test log. */
   readonly startupMs: number;
   /** The API server's `/metrics` text. */
@@ -147,6 +172,31 @@ export async function writeKubeconfig(path: string, user: string, { server, caPe
   await writeFile(path, JSON.stringify(config, null, 2), { mode: 0o600 });
 }
 
+/** API server flags for a control plane in a namespace with a node (ControlPlaneOptions.network). */
+async function networkApiserverArgs(network: ControlPlaneNetwork, pki: Pki): Promise<{ args: string[] }> {
+  // kubectl logs/exec: the API server's own identity towards kubelets, checked by their webhook
+  // authorizer (system:masters may do anything).
+  const client = await pki.issue({
+    name: 'apiserver-kubelet-client',
+    commonName: 'kube-apiserver-kubelet-client',
+    organizations: ['system:masters'],
+    usage: 'client',
+  });
+  return {
+    args: [
+      '--bind-address=0.0.0.0',
+      `--advertise-address=${network.address}`,
+      // The advertised address is a real one here: the `kubernetes` Service gets it.
+      '--endpoint-reconciler-type=lease',
+      `--kubelet-client-certificate=${client.cert}`,
+      `--kubelet-client-key=${client.key}`,
+      `--kubelet-certificate-authority=${pki.ca.cert}`,
+      // A node's host name resolves nowhere in the namespace.
+      '--kubelet-preferred-address-types=InternalIP',
+    ],
+  };
+}
+
 function b64(s: string): string {
   return Buffer.from(s, 'utf8').toString('base64');
 }
@@ -157,6 +207,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const binaries = options.binaries ?? findControlPlaneBinaries();
   if (!binaries.available) throw new Error(`control-plane binaries missing. ${binaries.hint}`);
   const withKcm = options.controllerManager ?? true;
+  const network = options.network;
+  const netns = network?.netns;
+  if (options.scheduler === true && !binaries.node.available) throw new Error(`kube-scheduler missing. ${binaries.node.hint}`);
   const keep = options.keepDir ?? process.env.DFS_E2E_KEEP === '1';
   const deadline = started + (options.startTimeoutMs ?? 120_000);
   const remaining = (): number => Math.max(1_000, deadline - Date.now());
@@ -165,12 +218,14 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   if (!keep) removeOnExit(dir);
   const processes: ManagedProcess[] = [];
   let client: KubeClient | undefined;
+  let forward: NetnsForward | undefined;
   let stopped = false;
 
   async function stop(): Promise<void> {
     if (stopped) return;
     stopped = true;
     client?.close();
+    await forward?.close();
     // Reverse start order: the controller manager and API server still talk to etcd while stopping.
     for (const p of [...processes].reverse()) await p.stop();
     if (keep) {
@@ -195,19 +250,28 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         name: 'apiserver',
         commonName: 'kube-apiserver',
         dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
-        ipAddresses: ['127.0.0.1', '10.0.0.1'],
+        ipAddresses: ['127.0.0.1', '10.0.0.1', ...(network === undefined ? [] : [network.address])],
         usage: 'server',
       }),
       pki.issue({ name: 'admin', commonName: 'dfs-e2e-admin', organizations: ['system:masters'], usage: 'client' }),
       createServiceAccountKeys(pkiDir),
     ]);
 
-    const [etcdClientPort, etcdPeerPort, apiserverPort, kcmPort] = (await freePorts(4)) as [number, number, number, number];
+    const kubeletClient = network === undefined ? undefined : await networkApiserverArgs(network, pki);
+
+    const [etcdClientPort, etcdPeerPort, apiserverPort, kcmPort, schedulerPort] = (await freePorts(5)) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     const env = childEnv();
     const logs = {
       etcd: join(dir, 'etcd.log'),
       apiserver: join(dir, 'kube-apiserver.log'),
       controllerManager: withKcm ? join(dir, 'kube-controller-manager.log') : undefined,
+      scheduler: options.scheduler === true ? join(dir, 'kube-scheduler.log') : undefined,
       audit: join(dir, 'audit.log'),
     };
 
@@ -234,9 +298,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         logPath: logs.etcd,
         cwd: dir,
         env,
+        netns,
       }),
     );
-    await waitFor(
+    // With `network`, etcd is out of this process's reach; the API server waits for it instead.
+    if (network === undefined) await waitFor(
       'etcd /health',
       async () => {
         const res = await fetch(`${etcdUrl}/health`);
@@ -279,19 +345,26 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
           '--audit-log-mode=blocking',
           '--profiling=false',
           '--v=1',
+          ...(kubeletClient === undefined ? [] : kubeletClient.args),
           ...(options.apiserverArgs ?? []),
         ],
         logPath: logs.apiserver,
         cwd: dir,
         env,
+        netns,
       }),
     );
 
-    const server = `https://127.0.0.1:${apiserverPort}`;
+    if (netns !== undefined) forward = await forwardFromNetns(netns, '127.0.0.1', apiserverPort, dir);
+    const server = `https://127.0.0.1:${forward?.port ?? apiserverPort}`;
+    const innerServer = `https://${network?.address ?? '127.0.0.1'}:${apiserverPort}`;
     const [certPem, keyPem] = await Promise.all([readFile(admin.cert, 'utf8'), readFile(admin.key, 'utf8')]);
     const credentials: Credentials = { server, caPem: pki.caPem, certPem, keyPem };
     const kubeconfigPath = join(dir, 'admin.kubeconfig');
     await writeKubeconfig(kubeconfigPath, 'dfs-e2e-admin', credentials);
+    // The controllers run beside the API server, in its namespace when there is one.
+    const componentsKubeconfig = join(dir, 'components.kubeconfig');
+    await writeKubeconfig(componentsKubeconfig, 'dfs-e2e-admin', { ...credentials, server: `https://127.0.0.1:${apiserverPort}` });
     const api = new KubeClient(credentials);
     client = api;
     await waitFor(
@@ -307,7 +380,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
           name: 'kube-controller-manager',
           command: binaries.kubeControllerManager,
           args: [
-            `--kubeconfig=${kubeconfigPath}`,
+            `--kubeconfig=${componentsKubeconfig}`,
             '--bind-address=127.0.0.1',
             `--secure-port=${kcmPort}`,
             `--cert-dir=${join(dir, 'kcm-certs')}`,
@@ -327,6 +400,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
           logPath: logs.controllerManager ?? join(dir, 'kube-controller-manager.log'),
           cwd: dir,
           env,
+          netns,
         }),
       );
       // The serviceaccount controller running is the signal that the controllers have started.
@@ -337,6 +411,29 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       );
     }
 
+    if (options.scheduler === true) {
+      processes.push(
+        startProcess({
+          name: 'kube-scheduler',
+          command: binaries.node.kubeScheduler,
+          args: [
+            `--kubeconfig=${componentsKubeconfig}`,
+            `--authentication-kubeconfig=${componentsKubeconfig}`,
+            `--authorization-kubeconfig=${componentsKubeconfig}`,
+            '--bind-address=127.0.0.1',
+            `--secure-port=${schedulerPort}`,
+            '--leader-elect=false',
+            '--profiling=false',
+            '--v=1',
+          ],
+          logPath: logs.scheduler ?? join(dir, 'kube-scheduler.log'),
+          cwd: dir,
+          env,
+          netns,
+        }),
+      );
+    }
+
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfigPath);
     const startupMs = Date.now() - started;
@@ -344,6 +441,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     return {
       dir,
       server,
+      innerServer,
       kubeconfigPath,
       kc,
       client: api,
@@ -356,6 +454,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         apiserver: logs.apiserver,
         audit: logs.audit,
         ...(logs.controllerManager === undefined ? {} : { controllerManager: logs.controllerManager }),
+        ...(logs.scheduler === undefined ? {} : { scheduler: logs.scheduler }),
       },
       startupMs,
       metricsText: async () => (await api.call({ path: '/metrics', headers: { accept: 'text/plain' } })).body,

@@ -91,14 +91,18 @@ export interface StartOptions {
   readonly logPath: string;
   readonly cwd?: string;
   readonly env?: NodeJS.ProcessEnv;
+  /** Run inside this network namespace (`ip netns exec`), e.g. a node test's control plane. */
+  readonly netns?: string;
 }
 
 export function startProcess(o: StartOptions): ManagedProcess {
   installExitHook();
   const fd = openSync(o.logPath, 'a');
+  // `ip netns exec` execs the command in place, so the parent-death signal still reaches it.
+  const target = o.netns === undefined ? [o.command, ...o.args] : ['ip', 'netns', 'exec', o.netns, o.command, ...o.args];
   const [command, args] = hasSetprivPdeathsig()
-    ? ['setpriv', ['--pdeathsig', 'KILL', '--', o.command, ...o.args]]
-    : [o.command, [...o.args]];
+    ? ['setpriv', ['--pdeathsig', 'KILL', '--', ...target]]
+    : [target[0] ?? o.command, target.slice(1)];
   const child = spawn(command, args, {
     cwd: o.cwd,
     env: o.env ?? process.env,

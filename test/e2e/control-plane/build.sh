@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the loopback control plane used by the e2e suite (kube-apiserver,
-# kube-controller-manager, etcd) from Go modules, because no container engine
-# or release download is available: only the Go module proxy is.
+# kube-controller-manager, etcd) and the binaries of the test node (kube-scheduler,
+# kubelet, kube-proxy, kubectl; test/node) from Go modules, because no container
+# engine or release download is available: only the Go module proxy is.
 #
 # Output: ${DFS_E2E_BIN_DIR:-$HOME/.cache/dfs-injector/control-plane}/
 #           k8s-<K8S_VERSION>/{kube-apiserver,kube-controller-manager}
+#           k8s-<K8S_VERSION>/{kube-scheduler,kubelet,kube-proxy,kubectl}
 #           etcd-<ETCD_VERSION>/etcd
 # The last line on stdout is the cache root. A second run with the binaries in
 # place exits at once.
@@ -25,8 +27,16 @@ proxy="${GOPROXY_URL:-https://proxy.golang.org}"
 
 log() { printf '[control-plane build] %s\n' "$*" >&2; }
 
+CONTROL_PLANE=(kube-apiserver kube-controller-manager)
+NODE=(kube-scheduler kubelet kube-proxy kubectl)
+
+have() { # binaries... in k8s_dir
+  local b
+  for b in "$@"; do [[ -x "$k8s_dir/$b" ]] || return 1; done
+}
+
 have_all() {
-  [[ -x "$k8s_dir/kube-apiserver" && -x "$k8s_dir/kube-controller-manager" && -x "$etcd_dir/etcd" ]]
+  have "${CONTROL_PLANE[@]}" "${NODE[@]}" && [[ -x "$etcd_dir/etcd" ]]
 }
 
 if have_all; then
@@ -80,12 +90,10 @@ MOD
   mv -f "$w/out/etcd" "$etcd_dir/etcd"
 }
 
-build_k8s() {
-  if [[ -x "$k8s_dir/kube-apiserver" && -x "$k8s_dir/kube-controller-manager" ]]; then
-    return 0
-  fi
-  log "building kube-apiserver and kube-controller-manager $K8S_VERSION"
-  local w="$work/k8s"
+build_k8s() { # binaries... (names of k8s.io/kubernetes/cmd/<name>)
+  have "$@" && return 0
+  log "building $* $K8S_VERSION"
+  local w="$work/k8s-$1"
   mkdir -p "$w"
   local staging_version="v0.${K8S_VERSION#v1.}"
   local upstream_mod="$w/kubernetes.mod"
@@ -101,6 +109,11 @@ build_k8s() {
   local go_line godebug_line
   go_line="$(grep -m1 -E '^go [0-9]' "$upstream_mod")"
   godebug_line="$(grep -m1 -E '^godebug ' "$upstream_mod" || true)"
+  local tools="" pkgs=() b
+  for b in "$@"; do
+    tools+=$'\t'"k8s.io/kubernetes/cmd/$b"$'\n'
+    pkgs+=("k8s.io/kubernetes/cmd/$b")
+  done
 
   cat >"$w/go.mod" <<MOD
 module dfs-injector.test/k8s-build
@@ -116,9 +129,7 @@ $replaces
 )
 
 tool (
-	k8s.io/kubernetes/cmd/kube-apiserver
-	k8s.io/kubernetes/cmd/kube-controller-manager
-)
+$tools)
 MOD
 
   # The same version stamps hack/lib/version.sh sets; without them the
@@ -131,15 +142,20 @@ MOD
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   done
 
-  (cd "$w" && go mod tidy && go build -trimpath -ldflags="$ldflags" -o "$w/out/" \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager)
+  # CGO_ENABLED=0 (above) for the kubelet too: static, it runs on the node's trixie as is
+  # (test/node boots it).
+  (cd "$w" && go mod tidy && go build -trimpath -ldflags="$ldflags" -o "$w/out/" "${pkgs[@]}")
   mkdir -p "$k8s_dir"
-  mv -f "$w/out/kube-apiserver" "$w/out/kube-controller-manager" "$k8s_dir/"
+  for b in "$@"; do mv -f "$w/out/$b" "$k8s_dir/"; done
 }
 
 build_etcd
 log "etcd done after $((SECONDS - start)) s"
-build_k8s
+build_k8s "${CONTROL_PLANE[@]}"
+log "control plane done after $((SECONDS - start)) s"
+# The node's binaries share most packages with the API server: built second, they reuse its
+# build cache.
+build_k8s "${NODE[@]}"
 log "all done after $((SECONDS - start)) s"
 
 have_all || { log "binaries missing after build"; exit 1; }
