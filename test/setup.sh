@@ -4,16 +4,18 @@
 # manifests, Helm for the chart, promtool for the alert rules, a daemonless container toolchain to
 # build and run the release images (buildah, podman with runc, mmdebstrap for their Debian bases),
 # actionlint for the workflows, the official Node.js binaries of every supported line, QEMU and a
-# Debian-kernel VM base for the real-kernel mounter tests (test/vm), and a
-# kube-apiserver/controller-manager/etcd built from source for the e2e suite.
+# Debian-kernel VM base for the real-kernel mounter tests (test/vm), a
+# kube-apiserver/controller-manager/etcd built from source for the e2e suite, and the test node of
+# test/node (kubelet and friends in a QEMU VM with Debian's kernel, its root disk, CoreDNS).
 # Idempotent: the binaries are cached outside the repository, keyed by version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # qemu-system-x86, cpio, kmod (depmod), xz-utils and zstd (compressed modules) and libc6-dev (a static consumer binary) for test/vm;
-# dash runs the mounter script as Debian's /bin/sh does.
+# dash runs the mounter script as Debian's /bin/sh does; e2fsprogs (mke2fs -d) and iproute2
+# (network namespaces, TAP) for test/node.
 APT_PACKAGES=(samba smbclient libfuse3-dev fuse3 musl-tools pkg-config shellcheck openssl make gcc busybox nghttp2-client
-  buildah podman runc mmdebstrap debian-archive-keyring curl qemu-system-x86 cpio kmod xz-utils zstd libc6-dev dash)
+  buildah podman runc mmdebstrap debian-archive-keyring curl qemu-system-x86 cpio kmod xz-utils zstd libc6-dev dash e2fsprogs iproute2)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -47,5 +49,8 @@ bash test/tools/install-helm.sh
 echo "setup: promtool (the first build takes several minutes)"
 bash test/tools/install-promtool.sh
 
-echo "setup: control plane (the first build takes several minutes)"
+echo "setup: control plane and node binaries (the first build takes several minutes)"
 bash test/e2e/control-plane/build.sh
+
+echo "setup: test node (VM kernel, root disk, pause and toolbox images; about 4 minutes the first time)"
+bash test/node/build.sh
