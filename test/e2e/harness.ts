@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { findControlPlaneBinaries, type ControlPlaneBinaries, type ControlPlaneVersions } from './binaries.js';
-import { KubeClient, waitFor, type Credentials, type KubeObject } from './kube-client.js';
+import { KubeClient, waitFor, type Credentials, type KubeObject, type WaitOptions } from './kube-client.js';
 import { parsePrometheusText, type MetricSample } from './metrics.js';
 import { createPki, createServiceAccountKeys, type Pki } from './pki.js';
 import { forwardFromNetns, type NetnsForward } from './netns-forward.js';
@@ -62,8 +62,6 @@ export interface ControlPlaneOptions {
    * certificate of its own, and the test reaches it through a forwarder on the host's loopback.
    */
   readonly network?: ControlPlaneNetwork;
-  /** Also run kube-scheduler (built with the node's binaries). Default false. */
-  readonly scheduler?: boolean;
 }
 
 export interface ControlPlaneNetwork {
@@ -96,6 +94,8 @@ export interface ControlPlane {
   readonly innerServer: string;
   /** Admin (system:masters) kubeconfig with embedded credentials. */
   readonly kubeconfigPath: string;
+  /** The same admin credentials against `innerServer`'s port on 127.0.0.1, for components beside the API server. */
+  readonly componentsKubeconfig: string;
   /** @kubernetes/client-node config loaded from kubeconfigPath, for `kc.makeApiClient(...)`. */
   readonly kc: KubeConfig;
   /** Admin REST client that exposes warnings and exact error texts. */
@@ -109,7 +109,6 @@ export interface ControlPlane {
     readonly etcd: string;
     readonly apiserver: string;
     readonly controllerManager?: string;
-    readonly scheduler?: string;
     readonly audit: string;
   };
   /** Time from start to ready, for the test log. */
@@ -172,8 +171,69 @@ export async function writeKubeconfig(path: string, user: string, { server, caPe
   await writeFile(path, JSON.stringify(config, null, 2), { mode: 0o600 });
 }
 
+/** kube-scheduler against a control plane (its `componentsKubeconfig`), in its namespace if any. */
+export function startScheduler(
+  binary: string,
+  kubeconfig: string,
+  port: number,
+  logPath: string,
+  o: { cwd: string; env: NodeJS.ProcessEnv; netns: string | undefined },
+): ManagedProcess {
+  return startProcess({
+    name: 'kube-scheduler',
+    command: binary,
+    args: [
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${port}`,
+      '--leader-elect=false',
+      '--profiling=false',
+      '--v=1',
+    ],
+    logPath,
+    cwd: o.cwd,
+    env: o.env,
+    netns: o.netns,
+  });
+}
+
+async function waitForEtcd(reachable: boolean, etcdUrl: string, o: WaitOptions): Promise<void> {
+  if (!reachable) return;
+  await waitFor(
+    'etcd /health',
+    async () => {
+      const res = await fetch(`${etcdUrl}/health`);
+      return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+    },
+    o,
+  );
+}
+
+function networkPlan(network: ControlPlaneNetwork | undefined): { netns: string | undefined; servingIps: string[]; probeEtcd: boolean } {
+  if (network === undefined) return { netns: undefined, servingIps: ['127.0.0.1', '10.0.0.1'], probeEtcd: true };
+  // In a namespace, etcd is out of this process's reach; the API server waits for it instead.
+  return { netns: network.netns, servingIps: ['127.0.0.1', '10.0.0.1', network.address], probeEtcd: false };
+}
+
+/** Where the test and the namespace reach the API server; with a namespace, through a forwarder. */
+async function apiserverEndpoints(
+  network: ControlPlaneNetwork | undefined,
+  port: number,
+  dir: string,
+): Promise<{ server: string; innerServer: string; forward: NetnsForward | undefined }> {
+  if (network === undefined) {
+    const server = `https://127.0.0.1:${port}`;
+    return { server, innerServer: server, forward: undefined };
+  }
+  const forward = await forwardFromNetns(network.netns, '127.0.0.1', port, dir);
+  return { server: `https://127.0.0.1:${forward.port}`, innerServer: `https://${network.address}:${port}`, forward };
+}
+
 /** API server flags for a control plane in a namespace with a node (ControlPlaneOptions.network). */
-async function networkApiserverArgs(network: ControlPlaneNetwork, pki: Pki): Promise<{ args: string[] }> {
+async function networkApiserverArgs(network: ControlPlaneNetwork | undefined, pki: Pki): Promise<string[]> {
+  if (network === undefined) return [];
   // kubectl logs/exec: the API server's own identity towards kubelets, checked by their webhook
   // authorizer (system:masters may do anything).
   const client = await pki.issue({
@@ -182,19 +242,17 @@ async function networkApiserverArgs(network: ControlPlaneNetwork, pki: Pki): Pro
     organizations: ['system:masters'],
     usage: 'client',
   });
-  return {
-    args: [
-      '--bind-address=0.0.0.0',
-      `--advertise-address=${network.address}`,
-      // The advertised address is a real one here: the `kubernetes` Service gets it.
-      '--endpoint-reconciler-type=lease',
-      `--kubelet-client-certificate=${client.cert}`,
-      `--kubelet-client-key=${client.key}`,
-      `--kubelet-certificate-authority=${pki.ca.cert}`,
-      // A node's host name resolves nowhere in the namespace.
-      '--kubelet-preferred-address-types=InternalIP',
-    ],
-  };
+  return [
+    '--bind-address=0.0.0.0',
+    `--advertise-address=${network.address}`,
+    // The advertised address is a real one here: the `kubernetes` Service gets it.
+    '--endpoint-reconciler-type=lease',
+    `--kubelet-client-certificate=${client.cert}`,
+    `--kubelet-client-key=${client.key}`,
+    `--kubelet-certificate-authority=${pki.ca.cert}`,
+    // A node's host name resolves nowhere in the namespace.
+    '--kubelet-preferred-address-types=InternalIP',
+  ];
 }
 
 function b64(s: string): string {
@@ -208,8 +266,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   if (!binaries.available) throw new Error(`control-plane binaries missing. ${binaries.hint}`);
   const withKcm = options.controllerManager ?? true;
   const network = options.network;
-  const netns = network?.netns;
-  if (options.scheduler === true && !binaries.node.available) throw new Error(`kube-scheduler missing. ${binaries.node.hint}`);
+  const { netns, servingIps, probeEtcd } = networkPlan(network);
   const keep = options.keepDir ?? process.env.DFS_E2E_KEEP === '1';
   const deadline = started + (options.startTimeoutMs ?? 120_000);
   const remaining = (): number => Math.max(1_000, deadline - Date.now());
@@ -250,28 +307,21 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         name: 'apiserver',
         commonName: 'kube-apiserver',
         dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
-        ipAddresses: ['127.0.0.1', '10.0.0.1', ...(network === undefined ? [] : [network.address])],
+        ipAddresses: servingIps,
         usage: 'server',
       }),
       pki.issue({ name: 'admin', commonName: 'dfs-e2e-admin', organizations: ['system:masters'], usage: 'client' }),
       createServiceAccountKeys(pkiDir),
     ]);
 
-    const kubeletClient = network === undefined ? undefined : await networkApiserverArgs(network, pki);
+    const networkArgs = await networkApiserverArgs(network, pki);
 
-    const [etcdClientPort, etcdPeerPort, apiserverPort, kcmPort, schedulerPort] = (await freePorts(5)) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
+    const [etcdClientPort, etcdPeerPort, apiserverPort, kcmPort] = (await freePorts(4)) as [number, number, number, number];
     const env = childEnv();
     const logs = {
       etcd: join(dir, 'etcd.log'),
       apiserver: join(dir, 'kube-apiserver.log'),
       controllerManager: withKcm ? join(dir, 'kube-controller-manager.log') : undefined,
-      scheduler: options.scheduler === true ? join(dir, 'kube-scheduler.log') : undefined,
       audit: join(dir, 'audit.log'),
     };
 
@@ -301,15 +351,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         netns,
       }),
     );
-    // With `network`, etcd is out of this process's reach; the API server waits for it instead.
-    if (network === undefined) await waitFor(
-      'etcd /health',
-      async () => {
-        const res = await fetch(`${etcdUrl}/health`);
-        return res.ok && ((await res.json()) as { health?: string }).health === 'true';
-      },
-      { timeoutMs: remaining(), intervalMs: 100, abort: abortIfDead },
-    );
+    await waitForEtcd(probeEtcd, etcdUrl, { timeoutMs: remaining(), intervalMs: 100, abort: abortIfDead });
 
     // kube-apiserver
     const auditPolicy = join(dir, 'audit-policy.yaml');
@@ -345,7 +387,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
           '--audit-log-mode=blocking',
           '--profiling=false',
           '--v=1',
-          ...(kubeletClient === undefined ? [] : kubeletClient.args),
+          ...networkArgs,
           ...(options.apiserverArgs ?? []),
         ],
         logPath: logs.apiserver,
@@ -355,9 +397,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       }),
     );
 
-    if (netns !== undefined) forward = await forwardFromNetns(netns, '127.0.0.1', apiserverPort, dir);
-    const server = `https://127.0.0.1:${forward?.port ?? apiserverPort}`;
-    const innerServer = `https://${network?.address ?? '127.0.0.1'}:${apiserverPort}`;
+    const endpoints = await apiserverEndpoints(network, apiserverPort, dir);
+    forward = endpoints.forward;
+    const { server, innerServer } = endpoints;
     const [certPem, keyPem] = await Promise.all([readFile(admin.cert, 'utf8'), readFile(admin.key, 'utf8')]);
     const credentials: Credentials = { server, caPem: pki.caPem, certPem, keyPem };
     const kubeconfigPath = join(dir, 'admin.kubeconfig');
@@ -411,29 +453,6 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       );
     }
 
-    if (options.scheduler === true) {
-      processes.push(
-        startProcess({
-          name: 'kube-scheduler',
-          command: binaries.node.kubeScheduler,
-          args: [
-            `--kubeconfig=${componentsKubeconfig}`,
-            `--authentication-kubeconfig=${componentsKubeconfig}`,
-            `--authorization-kubeconfig=${componentsKubeconfig}`,
-            '--bind-address=127.0.0.1',
-            `--secure-port=${schedulerPort}`,
-            '--leader-elect=false',
-            '--profiling=false',
-            '--v=1',
-          ],
-          logPath: logs.scheduler ?? join(dir, 'kube-scheduler.log'),
-          cwd: dir,
-          env,
-          netns,
-        }),
-      );
-    }
-
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfigPath);
     const startupMs = Date.now() - started;
@@ -443,6 +462,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       server,
       innerServer,
       kubeconfigPath,
+      componentsKubeconfig,
       kc,
       client: api,
       credentials,
@@ -454,7 +474,6 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         apiserver: logs.apiserver,
         audit: logs.audit,
         ...(logs.controllerManager === undefined ? {} : { controllerManager: logs.controllerManager }),
-        ...(logs.scheduler === undefined ? {} : { scheduler: logs.scheduler }),
       },
       startupMs,
       metricsText: async () => (await api.call({ path: '/metrics', headers: { accept: 'text/plain' } })).body,
