@@ -52,5 +52,5 @@ bash test/tools/install-promtool.sh
 echo "setup: control plane and node binaries (the first build takes several minutes)"
 bash test/e2e/control-plane/build.sh
 
-echo "setup: test node (VM kernel, root disk, pause and toolbox images; about 4 minutes the first time)"
+echo "setup: test node (VM kernel, root disk, pause, toolbox and CoreDNS images; several minutes the first time)"
 bash test/node/build.sh

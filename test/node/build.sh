@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds (or finds in the cache) everything test/node boots besides the Kubernetes binaries
 # (test/e2e/control-plane/build.sh builds those): the VM harness's kernel and initramfs
-# (test/vm/build-base.sh), the node's root disk for that kernel (build-rootfs.sh) and the pause
-# and toolbox images (images/build-images.sh). Idempotent; each step exits at once when cached.
+# (test/vm/build-base.sh), the node's root disk for that kernel (build-rootfs.sh), the pause
+# and toolbox images (images/build-images.sh) and CoreDNS (images/build-coredns.sh, needs Go).
+# Idempotent; each step exits at once when cached.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vm_build=$here/../vm/build-base.sh
@@ -17,4 +18,5 @@ if [ -z "$pkg" ] || [ -z "$version" ]; then
 fi
 bash "$here/build-rootfs.sh" "$pkg=$version" >/dev/null
 bash "$here/images/build-images.sh" >/dev/null
-echo "test/node: VM base $base, root disk and images ready" >&2
+bash "$here/images/build-coredns.sh" >/dev/null
+echo "test/node: VM base $base, root disk, images and CoreDNS ready" >&2

@@ -47,7 +47,8 @@ describe.skipIf(!needs('a test node (QEMU VM with kubelet and containerd)', foun
       node = await startNode(found.artifacts);
       const t = node.timings;
       process.stderr.write(
-        `test node: control plane ${t.controlPlane} ms, node init done ${t.nodeInit} ms, node Ready ${t.nodeReady} ms after start\n`,
+        `test node: control plane ${t.controlPlane} ms, node init done ${t.nodeInit} ms, node Ready ${t.nodeReady} ms, ` +
+          `CoreDNS ready ${t.dnsReady} ms after start\n`,
       );
       await node.cp.createNamespace('node-test');
     }, 600_000);
@@ -135,6 +136,15 @@ describe.skipIf(!needs('a test node (QEMU VM with kubelet and containerd)', foun
       ]);
       expect(fromPod.stdout).toContain('served-by-web\n');
       expect(fromPod.stdout).toContain('Client sent an HTTP request to an HTTPS server.');
+      // Cluster DNS: the Service's name resolves to its ClusterIP, from a pod and from a
+      // hostNetwork pod with ClusterFirstWithHostNet (the mounter's setting).
+      const lookup = await node.kubectl(['exec', '-n', 'node-test', 'toolbox', '--', 'nslookup', 'web.node-test.svc.cluster.local']);
+      expect(lookup.stdout).toContain(`Address: ${clusterIP}`);
+      const hostNet = toolboxPod('hostnet', 'exec sleep 100000');
+      Object.assign(hostNet.spec as object, { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' });
+      await runningPod(hostNet);
+      const fromHost = await node.kubectl(['exec', '-n', 'node-test', 'hostnet', '--', 'nslookup', 'web.node-test.svc.cluster.local']);
+      expect(fromHost.stdout).toContain(`Address: ${clusterIP}`);
     }, 240_000);
 
     // The design's first question. The operator whose field notes this project grew from ran smbd
