@@ -13,11 +13,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFile, link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findControlPlaneBinaries, type NodeBinaries } from '../e2e/binaries.js';
+import { findBase } from '../vm/vm.js';
 import { startControlPlane, startScheduler, waitFor, writeKubeconfig, type ControlPlane, type ControlPlaneOptions, type KubeObject } from '../e2e/harness.js';
 import { forgetDirectory, removeOnExit, startProcess, type ManagedProcess } from '../e2e/process.js';
 
@@ -46,32 +47,13 @@ export type NodeArtifactsResult = { readonly available: true; readonly artifacts
 
 const SETUP_HINT = 'Run `bash test/setup.sh` (qemu, mmdebstrap, the VM base, the node binaries, its root disk and images).';
 
-function vmCache(): string {
-  return process.env.DFS_VM_CACHE ?? join(homedir(), '.cache', 'dfs-injector', 'vm');
-}
-
-/** The newest finished base of test/vm/build-base.sh: its kernel, initramfs and versions. */
-function findVmBase(): { kernel: string; initramfs: string; kernelPackage: string } | undefined {
-  let entries: string[];
-  try {
-    entries = readdirSync(vmCache());
-  } catch {
-    return undefined;
-  }
-  const done = entries
-    .map((e) => join(vmCache(), e))
-    .filter((d) => existsSync(join(d, 'done')) && existsSync(join(d, 'versions')));
-  const dir = done.sort((a, b) => statSync(join(a, 'done')).mtimeMs - statSync(join(b, 'done')).mtimeMs).pop();
-  if (dir === undefined) return undefined;
-  const versions = new Map<string, string>();
-  for (const line of readFileSync(join(dir, 'versions'), 'utf8').split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) versions.set(line.slice(0, eq), line.slice(eq + 1));
-  }
-  const pkg = versions.get('kernel_package');
-  const version = pkg === undefined ? undefined : versions.get(pkg);
-  if (pkg === undefined || version === undefined) return undefined;
-  return { kernel: join(dir, 'vmlinuz'), initramfs: join(dir, 'initramfs.cpio.gz'), kernelPackage: `${pkg}=${version}` };
+/** The VM harness's base (test/vm): its kernel, its initramfs and the kernel's package. */
+function vmBase(): { kernel: string; initramfs: string; kernelPackage: string } | undefined {
+  const base = findBase();
+  const pkg = base?.versions.kernel_package;
+  const version = pkg === undefined ? undefined : base?.versions[pkg];
+  if (base === undefined || pkg === undefined || version === undefined) return undefined;
+  return { kernel: base.kernel, initramfs: base.initramfs, kernelPackage: `${pkg}=${version}` };
 }
 
 /** The cached output of one of the node's build scripts, without building (DFS_NODE_CHECK_ONLY). */
@@ -90,8 +72,8 @@ export function findNodeArtifacts(): NodeArtifactsResult {
   if (process.getuid?.() !== 0) missing.push('root (network namespaces, TAP devices)');
   const binaries = findControlPlaneBinaries().node;
   if (!binaries.available) missing.push(binaries.hint);
-  const base = findVmBase();
-  if (base === undefined) missing.push(`a VM base under ${vmCache()} (bash test/vm/build-base.sh)`);
+  const base = vmBase();
+  if (base === undefined) missing.push('the VM base (bash test/vm/build-base.sh)');
   const rootfs = base === undefined ? undefined : cachedOutput('build-rootfs.sh', [base.kernelPackage]);
   if (base !== undefined && rootfs === undefined) missing.push(`the node's root disk (bash test/node/build-rootfs.sh ${base.kernelPackage})`);
   const images = cachedOutput('images/build-images.sh', []);
