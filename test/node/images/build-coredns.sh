@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds CoreDNS from its Go module (no registry is reachable, only the Go module proxy) and
-# wraps it as localhost/dfs-coredns:1, an OCI archive for `ctr images import`: the test node's
+# Builds CoreDNS from its Go module (no registry is reachable, only the Go module proxy) with
+# only the plugins test/node/addons/coredns.yaml's Corefile uses (a main of our own around
+# coremain, as CoreDNS documents for custom builds: 780 packages instead of 1,380, about 85 s of
+# compiling instead of many minutes), and wraps it as localhost/dfs-coredns:1, an OCI archive for `ctr images import`: the test node's
 # cluster DNS (test/node/addons/coredns.yaml).
 #
 # Output: ${DFS_NODE_CACHE:-~/.cache/dfs-injector/k8s-node}/coredns-<version>-<key>/coredns.tar.
@@ -34,9 +36,27 @@ go 1.25.0
 
 require github.com/coredns/coredns $COREDNS_VERSION
 MOD
-# go get, not go mod tidy: tidy would fetch the test dependencies of every plugin too.
+# The Corefile's plugins, in CoreDNS's own execution order (its plugin.cfg).
+cat >"$work/main.go" <<'GO'
+package main
+
+import (
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/ready"
+)
+
+func init() { dnsserver.Directives = []string{"ready", "health", "errors", "cache", "kubernetes"} }
+
+func main() { coremain.Run() }
+GO
+# go get, not go mod tidy: tidy would fetch the test dependencies of every package too.
 (cd "$work" && go get "github.com/coredns/coredns@$COREDNS_VERSION" >&2 &&
-  go build -trimpath -ldflags="-s -w" -o "$work/root/coredns" github.com/coredns/coredns)
+  go build -trimpath -ldflags="-s -w" -o "$work/root/coredns" .)
 bash "$here/oci-archive.sh" localhost/dfs-coredns:1 "$work/root" "$work/coredns.tar" /coredns
 mkdir -p "$out"
 mv "$work/coredns.tar" "$out/"
