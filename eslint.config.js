@@ -1,6 +1,11 @@
 // @ts-check
 import js from '@eslint/js';
+import { createNodeResolver, importX } from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
+
+// Node's I/O modules, which lib/ (the pure core) must not import. node:crypto stays allowed: lib/
+// hashes and parses certificates, which reads and writes nothing.
+const IO_MODULES = ['fs', 'fs/*', 'net', 'http', 'https', 'http2', 'tls', 'dgram', 'dns', 'dns/*', 'child_process', 'cluster', 'worker_threads', 'readline', 'readline/*', 'inspector', 'repl', 'vm'];
 
 export default tseslint.config(
   { ignores: ['dist/', 'coverage/', 'node_modules/', '.dev/', 'shim/build/', '**/*.js', '!eslint.config.js'] },
@@ -10,7 +15,17 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
+    plugins: { 'import-x': importX },
+    settings: {
+      // no-cycle parses the imported files too: with TypeScript's parser, or it sees no imports in them.
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      // Sources import './x.js' and mean './x.ts', as tsc's NodeNext resolution does.
+      'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.js', '.json'], extensionAlias: { '.js': ['.ts', '.js'] } })],
+    },
     rules: {
+      // One direction for every import: a cycle means two modules that are one, or a helper in the wrong place.
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
@@ -25,7 +40,25 @@ export default tseslint.config(
     ignores: ['lib/**/*.test.ts'],
     rules: {
       '@typescript-eslint/explicit-function-return-type': ['error', { allowExpressions: true }],
-      'no-restricted-imports': ['error', { patterns: [{ group: ['node:fs', 'node:fs/*', 'node:net', 'node:http', 'node:https', 'node:http2', 'node:child_process', 'fastify', '@kubernetes/client-node'], message: 'lib/ is pure: do I/O in webhook/, certs/ or cli/.' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ group: [...IO_MODULES.flatMap((m) => [m, `node:${m}`]), 'fastify', '@kubernetes/client-node'], message: 'lib/ is pure: do I/O in webhook/, certs/ or cli/.' }] }],
+    },
+  },
+  {
+    // The layering of ARCHITECTURE.md ("Folders and what each may import"). Tests may reach across
+    // folders: a test of lib/ may drive the CLI or a real server.
+    files: ['**/*.ts'],
+    ignores: ['**/*.test.ts', 'test/**'],
+    rules: {
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            { target: './lib', from: ['./webhook', './cli', './certs', './cli.ts'], message: 'lib/ is the pure core: webhook/, certs/ and cli/ build on it, never the other way round.' },
+            { target: ['./webhook', './certs'], from: ['./cli', './cli.ts'], message: 'cli/ is the commands that start the webhook and issue certificates; they must not depend on it.' },
+            { target: './', from: './test', message: 'test/ holds test support and fixtures; only tests may import it.' },
+          ],
+        },
+      ],
     },
   },
   {

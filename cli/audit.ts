@@ -24,7 +24,7 @@ import { defineCommand, type Command, type ParsedArgs } from './command.js';
 import { EXIT, InputError, loadConfig, processDiagnoseIo, readManifests, type DiagnoseIo } from './diagnose-io.js';
 import { UsageError } from './errors.js';
 import type { CliIo } from './io.js';
-import { main } from './main.js';
+import { runCommandLine } from './dispatch.js';
 import { choiceValue, positiveIntegerValue } from './values.js';
 import { ClusterError, DEFAULT_PAGE_SIZE } from './cluster-error.js';
 import { LazyClusterReader } from './lazy-cluster-reader.js';
@@ -165,5 +165,5 @@ export const auditCommand: Command = makeAuditCommand();
 
 /** Runs `dfs-injector audit` with `argv` (the words after "audit") through the CLI's dispatcher. */
 export function run(argv: readonly string[], io: DiagnoseIo = processDiagnoseIo(), readerFactory: ReaderFactory = defaultReaderFactory): Promise<number> {
-  return main(['audit', ...argv], io, [makeAuditCommand(readerFactory)]);
+  return runCommandLine(['audit', ...argv], io, [makeAuditCommand(readerFactory)]);
 }

@@ -29,7 +29,7 @@ import { ClusterError, DEFAULT_PAGE_SIZE, type KubeconfigOptions } from './clust
 import { defineCommand, type Command } from './command.js';
 import { EXIT, InputError, loadConfig, processDiagnoseIo, type DiagnoseIo } from './diagnose-io.js';
 import type { CliIo } from './io.js';
-import { main } from './main.js';
+import { runCommandLine } from './dispatch.js';
 import { choiceValue, positiveIntegerValue } from './values.js';
 
 export const CHECK_SUMMARY = 'Check that the data path works in a live cluster, step by step';
@@ -173,5 +173,5 @@ export const checkCommand: Command = makeCheckCommand();
 
 /** Runs `dfs-injector check` with `argv` (the words after "check") through the CLI's dispatcher. */
 export function run(argv: readonly string[], io: DiagnoseIo = processDiagnoseIo(), factory?: CheckClusterFactory): Promise<number> {
-  return main(['check', ...argv], io, [makeCheckCommand(factory)]);
+  return runCommandLine(['check', ...argv], io, [makeCheckCommand(factory)]);
 }

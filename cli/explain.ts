@@ -7,7 +7,7 @@ import { defineCommand, type Command, type ParsedArgs } from './command.js';
 import { EXIT, InputError, loadConfig, parseLabelList, processDiagnoseIo, readManifests, type DiagnoseIo } from './diagnose-io.js';
 import { UsageError } from './errors.js';
 import type { CliIo } from './io.js';
-import { main } from './main.js';
+import { runCommandLine } from './dispatch.js';
 import { choiceValue } from './values.js';
 import { ClusterError } from './cluster-error.js';
 import { parseTarget, type ExplainTarget } from './explain-target.js';
@@ -191,5 +191,5 @@ export const explainCommand: Command = makeExplainCommand();
 
 /** Runs `dfs-injector explain` with `argv` (the words after "explain") through the CLI's dispatcher. */
 export function run(argv: readonly string[], io: DiagnoseIo = processDiagnoseIo(), readerFactory: ExplainReaderFactory = defaultReaderFactory): Promise<number> {
-  return main(['explain', ...argv], io, [makeExplainCommand(readerFactory)]);
+  return runCommandLine(['explain', ...argv], io, [makeExplainCommand(readerFactory)]);
 }
