@@ -14,7 +14,7 @@ function errorOf(text: string): string {
 }
 
 describe('config', () => {
-  it('has embedded defaults that match design.md', () => {
+  it('has embedded defaults that match ARCHITECTURE.md ("Names users see")', () => {
     expect(defaultConfig.hostPath).toBe('/mnt/decypharr-dfs');
     expect(defaultConfig.consumer.mountPath).toBe('/mnt/dfs');
     expect(defaultConfig.source.shareName).toBe('dfs');

@@ -1,4 +1,4 @@
-// The names users see (design.md, "Names users see"). Everything user-facing is spelled here once.
+// The names users see (ARCHITECTURE.md, "Names users see"). Everything user-facing is spelled here once.
 
 export const DOMAIN = 'dfs-injector.io';
 

@@ -1,8 +1,8 @@
 #!/bin/sh
 # dfs-mounter: keeps the DFS SMB share mounted with the kernel CIFS client at a host path on
-# every node (design.md, part 3). It runs as PID 1 of a privileged, hostNetwork pod whose hostPath
-# volume has mountPropagation Bidirectional, so the mount made here appears on the host and, through
-# HostToContainer, in every consumer pod.
+# every node (ARCHITECTURE.md, "The parts": 3). It runs as PID 1 of a privileged, hostNetwork pod
+# whose hostPath volume has mountPropagation Bidirectional, so the mount made here appears on the
+# host and, through HostToContainer, in every consumer pod.
 #
 #   dfs-mounter.sh [run]        run the mount and health loop (the DaemonSet's command)
 #   dfs-mounter.sh check-ready  exit 0 when the loop has reported a healthy mount recently

@@ -205,7 +205,7 @@ describe.each(shells)('entrypoint.sh under $name', (shell) => {
   });
 
   it.skipIf(!needs('testparm (Samba)', have('testparm'), 'apt-get install -y samba'))(
-    'renders a smb.conf that Samba reads without complaint, with the share settings design.md asks for',
+    'renders a smb.conf that Samba reads without complaint, with the share settings ARCHITECTURE.md asks for ("The parts": 1)',
     async () => {
       const r = await entry({ DFS_SMB_INTERFACES: '127.0.0.1' }, shell);
       expect(r.result.code, r.result.stderr).toBe(0);

@@ -420,7 +420,7 @@ describe.skipIf(!available)('rendered manifests', () => {
       const options = envValue(c, 'DFS_MOUNT_OPTIONS')!.split(',');
       for (const wanted of ['ro', 'nosuid', 'nodev', 'noexec', 'vers=3.1.1', 'guest', 'soft', 'echo_interval=10', 'actimeo=1', 'cache=strict', 'noserverino']) expect(options).toContain(wanted);
       expect(options).not.toContain('rw');
-      // They do nothing for this share (design.md), and vers=3.0 is not NFS.
+      // They do nothing for this share (ARCHITECTURE.md, "Facts that decide the details"), and vers=3.0 is not NFS.
       for (const unwanted of ['nounix', 'reparse=nfs', 'vers=3.0']) expect(options).not.toContain(unwanted);
       expect(envValue(c, 'DFS_UNMOUNT_ON_EXIT')).toBe('false');
       expect(envValue(c, 'DFS_SHARE_NAME')).toBe(defaultConfig.source.shareName);
@@ -509,7 +509,7 @@ describe.skipIf(!available)('rendered manifests', () => {
       const volume = spec.volumes.find((v: any) => v.hostPath?.path === defaultConfig.hostPath);
       expect(volume.hostPath.type).toBe('Directory');
       expect(spec.containers[0].volumeMounts).toContainEqual({ name: volume.name, mountPath: defaultConfig.consumer.mountPath, readOnly: true, mountPropagation: 'HostToContainer' });
-      // Consumers need hostPath: the namespace must not enforce baseline (design.md).
+      // Consumers need hostPath: the namespace must not enforce baseline (ARCHITECTURE.md, "Facts that decide the details").
       expect(podSecurityViolations(spec, 'baseline')).toContain(`volumes[${volume.name}].hostPath: hostPath volumes are forbidden`);
       expect(find(objects(), 'Namespace', 'media').metadata.labels?.[LABEL_POD_SECURITY_ENFORCE]).toBe('privileged');
     });
