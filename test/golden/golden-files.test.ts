@@ -84,6 +84,9 @@ describe('golden inject inputs through reviewAdmission in-process (the webhook p
           const expected = outPods[i];
           expect(expected?.prefix, `${name} document ${index + 1}`).toBe(prefix);
           expect(admitted, `${name} document ${index + 1} ${prefix}`).toEqual(asPod(expected?.pod ?? {}, namespace));
+          // Reinvocation (reinvocationPolicy: IfNeeded) sends the injected pod again: it gets nothing twice.
+          const again = reviewAdmission(admissionReviewFor(admitted), entry, defaultConfig);
+          expect(again.kind === 'response' && again.review.response.patch, `${name} document ${index + 1} ${prefix}: second pass`).toBeUndefined();
         });
         expect(warnings, `${name} document ${index + 1}: warnings`).toEqual(linesOf(stderr, 'warning', name, index + 1));
         // The webhook answers one pod with all its errors joined; the CLI prints one line each.
