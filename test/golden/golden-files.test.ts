@@ -4,7 +4,7 @@
 // input is sent as the Pod the API server would send (a controller creates it from the template),
 // and the patched Pod must equal that template in the `.injected` output. Documents without a pod
 // (a ConfigMap) never reach the webhook; only the CLI test covers them. See ARCHITECTURE.md,
-// "Tests".
+// "Tests and what they run for real".
 import { readdirSync, readFileSync } from 'node:fs';
 import jsonpatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
