@@ -38,7 +38,7 @@ PACKAGES=(containerd runc containernetworking-plugins cifs-utils iptables conntr
 key=$(
   {
     printf '%s\n' "${PACKAGES[@]}" "$mirror" "$security"
-    sha256sum "$here/build-rootfs.sh" "$here/switch-root.sh"
+    (cd "$here" && sha256sum build-rootfs.sh switch-root.sh)
     (cd "$here/rootfs" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
   } | sha256sum | cut -c1-16
 )

@@ -12,7 +12,7 @@ set -euo pipefail
 COREDNS_VERSION=v1.14.7
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${DFS_NODE_CACHE:-$HOME/.cache/dfs-injector/k8s-node}
-key=$(sha256sum "$here/build-coredns.sh" "$here/oci-archive.sh" | sha256sum | cut -c1-16)
+key=$( (cd "$here" && sha256sum build-coredns.sh oci-archive.sh) | sha256sum | cut -c1-16)
 out=$cache/coredns-$COREDNS_VERSION-$key
 if [ -f "$out/coredns.tar" ]; then
   echo "$out"

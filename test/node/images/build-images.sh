@@ -19,7 +19,7 @@ if [ -z "$busybox_version" ] || [ "$busybox_version" = "(none)" ]; then
   echo "build-images: apt knows no busybox-static (run apt-get update)" >&2
   exit 1
 fi
-key=$({ echo "busybox-static=$busybox_version"; sha256sum "$here/pause.c" "$here/build-images.sh" "$here/oci-archive.sh" "$nlink0fs"; } |
+key=$({ echo "busybox-static=$busybox_version"; (cd "$here" && sha256sum pause.c build-images.sh oci-archive.sh ../../../shim/test/nlink0fs.c); } |
   sha256sum | cut -c1-16)
 out=$cache/images-$key
 if [ -f "$out/done" ]; then
