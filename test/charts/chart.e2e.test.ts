@@ -1,9 +1,9 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import { installCrds } from '../e2e/crds.js';
-import { findControlPlaneBinaries, type KubeObject } from '../e2e/harness.js';
+import { findControlPlaneBinaries, writeServiceAccountKubeconfig, type KubeObject } from '../e2e/harness.js';
 import { useControlPlane } from '../e2e/use-control-plane.js';
 import { BUILT_CLI_HINT, WebhookProcess, builtCliAvailable } from '../e2e/webhook-process.js';
 import { KUSTOMIZE_HINT, findKustomize, render } from '../manifests/kustomize.js';
@@ -23,8 +23,6 @@ const available =
   needs('helm', helmBin !== undefined, HELM_HINT) &&
   needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT) &&
   needs('the built CLI (dist/cli.js)', builtCliAvailable(), BUILT_CLI_HINT);
-
-const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 
 describe.skipIf(!available)('the Helm chart on a real API server', () => {
   const plane = useControlPlane({ controllerManager: false });
@@ -122,22 +120,10 @@ describe.skipIf(!available)('the Helm chart on a real API server', () => {
 
     // The webhook's certificate bootstrap, as a pod would run it: the chart's ServiceAccount and
     // RBAC create Secret dfs-injector-tls and write the caBundle.
-    const review = await client.call({
-      method: 'POST',
-      path: `/api/v1/namespaces/${NAMESPACE}/serviceaccounts/dfs-injector/token`,
-      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-    });
-    const kubeconfig = join(dir, 'chart-webhook.kubeconfig');
-    await writeFile(
-      kubeconfig,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'e2e', cluster: { server, 'certificate-authority-data': b64(credentials.caPem) } }],
-        users: [{ name: 'dfs-injector', user: { token: review.json<{ status: { token: string } }>().status.token } }],
-        contexts: [{ name: 'dfs-injector', context: { cluster: 'e2e', user: 'dfs-injector', namespace: NAMESPACE } }],
-        'current-context': 'dfs-injector',
-      }),
+    const kubeconfig = await writeServiceAccountKubeconfig(
+      client,
+      { server, caPem: credentials.caPem },
+      { namespace: NAMESPACE, name: 'dfs-injector', path: join(dir, 'chart-webhook.kubeconfig') },
     );
     const tlsDir = join(dir, 'chart-webhook-tls');
     await mkdir(tlsDir);

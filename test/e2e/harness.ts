@@ -171,6 +171,33 @@ export async function writeKubeconfig(path: string, user: string, { server, caPe
   await writeFile(path, JSON.stringify(config, null, 2), { mode: 0o600 });
 }
 
+/**
+ * A kubeconfig with one context: a token of ServiceAccount `namespace/name` from a TokenRequest,
+ * which is how the webhook's pod authenticates. Returns `path`.
+ */
+export async function writeServiceAccountKubeconfig(
+  client: KubeClient,
+  { server, caPem }: Pick<Credentials, 'server' | 'caPem'>,
+  { namespace, name, path }: { namespace: string; name: string; path: string },
+): Promise<string> {
+  const review = await client.call({
+    method: 'POST',
+    path: `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+  });
+  const token = review.json<{ status: { token: string } }>().status.token;
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'dfs-e2e', cluster: { server, 'certificate-authority-data': b64(caPem) } }],
+    users: [{ name, user: { token } }],
+    contexts: [{ name, context: { cluster: 'dfs-e2e', user: name, namespace } }],
+    'current-context': name,
+  };
+  await writeFile(path, JSON.stringify(config, null, 2), { mode: 0o600 });
+  return path;
+}
+
 /** kube-scheduler against a control plane (its `componentsKubeconfig`), in its namespace if any. */
 export function startScheduler(
   binary: string,

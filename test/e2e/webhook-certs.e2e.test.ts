@@ -1,14 +1,13 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { LABEL_INJECTION } from '../../lib/names.js';
 import { render } from '../manifests/kustomize.js';
 import { needs } from '../support/prereq.js';
 import { createSecretDir, type SecretDir } from '../support/secret-dir.js';
-import { KubeApiError, waitFor, type ControlPlane, type KubeObject } from './harness.js';
+import { KubeApiError, waitFor, writeServiceAccountKubeconfig, type ControlPlane, type KubeObject } from './harness.js';
 import { createPki, type CertPaths, type Pki } from './pki.js';
 import { sonarr, statusOf } from './pods.js';
 import { useControlPlane } from './use-control-plane.js';
@@ -33,10 +32,6 @@ const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----
 
 function fingerprints(pem: string): string[] {
   return [...pem.matchAll(CERT_BLOCK)].map((m) => new X509Certificate(m[0]).fingerprint256);
-}
-
-function b64(text: string): string {
-  return Buffer.from(text, 'utf8').toString('base64');
 }
 
 function unb64(text: string | undefined): string {
@@ -219,25 +214,8 @@ describe.skipIf(!available)('webhook certificates on a real API server', () => {
     /** The kubeconfig the webhook pod would have: the dfs-injector ServiceAccount's token. */
     async function serviceAccountKubeconfig(): Promise<string> {
       const { client, server, credentials, dir } = plane();
-      const review = await client.call({
-        method: 'POST',
-        path: '/api/v1/namespaces/dfs-system/serviceaccounts/dfs-injector/token',
-        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-      });
-      const token = review.json<{ status: { token: string } }>().status.token;
       const path = join(dir, 'dfs-injector-sa.kubeconfig');
-      await writeFile(
-        path,
-        stringify({
-          apiVersion: 'v1',
-          kind: 'Config',
-          clusters: [{ name: 'e2e', cluster: { server, 'certificate-authority-data': b64(credentials.caPem) } }],
-          users: [{ name: 'dfs-injector', user: { token } }],
-          contexts: [{ name: 'dfs-injector', context: { cluster: 'e2e', user: 'dfs-injector', namespace: 'dfs-system' } }],
-          'current-context': 'dfs-injector',
-        }),
-      );
-      return path;
+      return writeServiceAccountKubeconfig(client, { server, caPem: credentials.caPem }, { namespace: 'dfs-system', name: 'dfs-injector', path });
     }
 
     it.skipIf(!ready)('two replicas starting at once end up with one Secret, one CA, and that CA in every entry\'s caBundle', async () => {

@@ -1,17 +1,15 @@
-import { writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { confirmServedBy, tlsCertificateFetcher } from '../../certs/endpoints.js';
 import { issueCertificateAuthority, issueServingCertificate } from '../../certs/issue.js';
 import { KubeCertStore } from '../../certs/kube-store.js';
 import { findKustomize, KUSTOMIZE_HINT, render } from '../manifests/kustomize.js';
 import { needs } from '../support/prereq.js';
 import { findControlPlaneBinaries } from './binaries.js';
-import { KubeApiError, waitFor, type KubeObject } from './harness.js';
+import { KubeApiError, waitFor, writeServiceAccountKubeconfig, type KubeObject } from './harness.js';
 import { useControlPlane } from './use-control-plane.js';
 
 // The webhook's ServiceAccount against a real kube-apiserver, with the RBAC and the policy of
@@ -108,24 +106,8 @@ describe.skipIf(!available)('the webhook may change only caBundle (ValidatingAdm
   /** The kubeconfig the webhook pod would have: the dfs-injector ServiceAccount's token. */
   async function serviceAccountConfig(): Promise<KubeConfig> {
     const { client, server, credentials, dir } = plane();
-    const review = await client.call({
-      method: 'POST',
-      path: '/api/v1/namespaces/dfs-system/serviceaccounts/dfs-injector/token',
-      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-    });
-    const token = review.json<{ status: { token: string } }>().status.token;
     const path = join(dir, 'dfs-injector-sa.kubeconfig');
-    await writeFile(
-      path,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'e2e', cluster: { server, 'certificate-authority-data': Buffer.from(credentials.caPem).toString('base64') } }],
-        users: [{ name: 'dfs-injector', user: { token } }],
-        contexts: [{ name: 'dfs-injector', context: { cluster: 'e2e', user: 'dfs-injector', namespace: 'dfs-system' } }],
-        'current-context': 'dfs-injector',
-      }),
-    );
+    await writeServiceAccountKubeconfig(client, { server, caPem: credentials.caPem }, { namespace: 'dfs-system', name: 'dfs-injector', path });
     const kc = new KubeConfig();
     kc.loadFromFile(path);
     return kc;
