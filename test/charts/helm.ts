@@ -1,9 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT, type KubeObject } from '../manifests/kustomize.js';
+import { findTool as findGoTool } from '../support/tools.js';
 
 export const CHART = join(REPO_ROOT, 'charts', 'dfs-injector');
 export const RELEASE = 'dfs-injector';
@@ -12,20 +11,9 @@ export const NAMESPACE = 'dfs-system';
 export const HELM_HINT =
   'Install it with: bash test/tools/install-helm.sh (builds Helm from the Go module proxy into ~/.cache/dfs-injector/bin), or set DFS_HELM to its path.';
 
-function executable(path: string | undefined): path is string {
-  if (path === undefined || path === '') return false;
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A tool built by test/tools/install-go-tool.sh: $DFS_<NAME>, then the tools cache. */
 export function findTool(name: 'helm' | 'promtool', env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const binDir = env.DFS_TOOLS_BIN_DIR ?? join(homedir(), '.cache', 'dfs-injector', 'bin');
-  return [env[`DFS_${name.toUpperCase()}`], join(binDir, name)].find(executable);
+  return findGoTool(name, { env });
 }
 
 export interface HelmResult {

@@ -1,9 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { findTool } from '../support/tools.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const MANIFESTS = join(REPO_ROOT, 'manifests');
@@ -18,25 +17,9 @@ export interface KubeObject {
   [field: string]: any;
 }
 
-function executable(path: string | undefined): path is string {
-  if (path === undefined || path === '') return false;
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The kustomize the tests render with: $DFS_KUSTOMIZE, the install script's cache, then PATH. */
 export function findKustomize(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const binDir = env.DFS_TOOLS_BIN_DIR ?? join(homedir(), '.cache', 'dfs-injector', 'bin');
-  for (const candidate of [env.DFS_KUSTOMIZE, join(binDir, 'kustomize')]) {
-    if (executable(candidate)) return candidate;
-  }
-  const found = spawnSync('sh', ['-c', 'command -v kustomize'], { encoding: 'utf8' });
-  const onPath = found.stdout.trim();
-  return found.status === 0 && executable(onPath) ? onPath : undefined;
+  return findTool('kustomize', { onPath: true, env });
 }
 
 const rendered = new Map<string, KubeObject[]>();

@@ -2,14 +2,14 @@
 // manifests, the config defaults and the docs, the release workflow's matrix, and the Node.js
 // lines CI tests against package.json's engines. The workflows themselves pass actionlint.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { defaultConfig } from '../../lib/config.js';
 import { needs } from '../support/prereq.js';
+import { findTool } from '../support/tools.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
@@ -95,15 +95,7 @@ describe('supported Node.js lines', () => {
   });
 });
 
-function actionlint(): string | undefined {
-  const binDir = process.env.DFS_TOOLS_BIN_DIR ?? join(homedir(), '.cache', 'dfs-injector', 'bin');
-  const cached = join(binDir, 'actionlint');
-  if (existsSync(cached)) return cached;
-  const found = spawnSync('sh', ['-c', 'command -v actionlint'], { encoding: 'utf8' }).stdout.trim();
-  return found === '' ? undefined : found;
-}
-
-const lint = actionlint();
+const lint = findTool('actionlint', { onPath: true });
 describe.runIf(needs('actionlint', lint !== undefined, 'bash test/tools/install-actionlint.sh (builds it from the Go module proxy)'))('the GitHub workflows', () => {
   it('pass actionlint, with shellcheck on their run steps', () => {
     const files = readdirSync(join(ROOT, '.github', 'workflows')).filter((f) => /\.ya?ml$/.test(f));
