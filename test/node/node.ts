@@ -13,12 +13,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFile, link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findControlPlaneBinaries, type NodeBinaries } from '../e2e/binaries.js';
-import { findBase } from '../vm/vm.js';
+import { agentClient, findBase } from '../vm/vm.js';
 import { startControlPlane, startScheduler, waitFor, writeKubeconfig, type ControlPlane, type ControlPlaneOptions, type KubeObject } from '../e2e/harness.js';
 import { forgetDirectory, removeOnExit, startProcess, type ManagedProcess } from '../e2e/process.js';
 
@@ -364,25 +364,7 @@ export async function startNode(artifacts: NodeArtifacts, options: NodeOptions =
     if (options.dns !== false) await startDns(api, kubectl, fatal);
     const dnsReadyMs = Date.now() - started;
 
-    let seq = 0;
-    const exec = async (script: string, timeoutMs = 60_000): Promise<ExecResult> => {
-      const n = `${process.pid}-${++seq}`;
-      const req = join(share, 'agent', 'req');
-      const res = join(share, 'agent', 'res');
-      writeFileSync(join(req, `${n}.sh`), script);
-      // Announced by a rename, so the node never runs a half-written script.
-      writeFileSync(join(req, `${n}.tmp`), '');
-      renameSync(join(req, `${n}.tmp`), join(req, `${n}.go`));
-      const rc = join(res, `${n}.rc`);
-      await waitFor(`node exec #${n} (${script.slice(0, 80)})`, () => existsSync(rc), { timeoutMs, intervalMs: 100, abort: fatal });
-      const result = {
-        code: Number(readFileSync(rc, 'utf8').trim()),
-        stdout: readFileSync(join(res, `${n}.out`), 'utf8'),
-        stderr: readFileSync(join(res, `${n}.err`), 'utf8'),
-      };
-      for (const f of [join(req, `${n}.sh`), rc, join(res, `${n}.out`), join(res, `${n}.err`)]) rmSync(f, { force: true });
-      return result;
-    };
+    const exec = agentClient(join(share, 'agent'), 'node', (what, done, timeoutMs) => waitFor(what, done, { timeoutMs, intervalMs: 100, abort: fatal }));
     return {
       cp: controlPlane,
       netns,

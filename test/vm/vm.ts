@@ -210,6 +210,37 @@ function qemuArgs(base: VmBase, harness: string, opts: VmOptions): string[] {
   return args;
 }
 
+/**
+ * The host side of the guest agent (guest-init.sh; test/node's init runs the same loop): a script
+ * is dropped into DIR/req and its status and output are read back from DIR/res. `wait` polls for
+ * the status file and gives up on a timeout or a dead VM.
+ */
+export function agentClient(
+  dir: string,
+  label: string,
+  wait: (what: string, done: () => boolean, timeoutMs: number) => Promise<unknown>,
+): (script: string, timeoutMs?: number) => Promise<ExecResult> {
+  let seq = 0;
+  return async (script, timeoutMs = 60_000) => {
+    const n = `${process.pid}-${++seq}`;
+    const req = join(dir, 'req');
+    const res = join(dir, 'res');
+    writeFileSync(join(req, `${n}.sh`), script);
+    // Announced by a rename, so the agent never runs a half-written script.
+    writeFileSync(join(req, `${n}.tmp`), '');
+    renameSync(join(req, `${n}.tmp`), join(req, `${n}.go`));
+    const rc = join(res, `${n}.rc`);
+    await wait(`${label} exec #${n} (${script.slice(0, 80)})`, () => existsSync(rc), timeoutMs);
+    const result = {
+      code: Number(readFileSync(rc, 'utf8').trim()),
+      stdout: readFileSync(join(res, `${n}.out`), 'utf8'),
+      stderr: readFileSync(join(res, `${n}.err`), 'utf8'),
+    };
+    for (const f of [join(req, `${n}.sh`), rc, join(res, `${n}.out`), join(res, `${n}.err`)]) rmSync(f, { force: true });
+    return result;
+  };
+}
+
 /** Boots a VM and resolves once its agent is up. */
 export async function bootVm(opts: VmOptions = {}): Promise<Vm> {
   const base = findBase();
@@ -291,25 +322,10 @@ export async function bootVm(opts: VmOptions = {}): Promise<Vm> {
     return found!;
   };
 
-  let seq = 0;
+  const run = agentClient(join(harness, 'agent'), 'guest', (what, done, timeoutMs) => waitUntil(what, done, timeoutMs, () => exited));
   const exec = async (script: string, eopts: { timeoutMs?: number } = {}): Promise<ExecResult> => {
     if (stopped) throw new Error('exec on a stopped VM');
-    const n = `${process.pid}-${++seq}`;
-    const req = join(harness, 'agent', 'req');
-    const res = join(harness, 'agent', 'res');
-    writeFileSync(join(req, `${n}.sh`), script);
-    // Announced by a rename, so the agent never runs a half-written script.
-    writeFileSync(join(req, `${n}.tmp`), '');
-    renameSync(join(req, `${n}.tmp`), join(req, `${n}.go`));
-    const rc = join(res, `${n}.rc`);
-    await waitUntil(`guest exec #${n} (${script.slice(0, 80)})`, () => existsSync(rc), eopts.timeoutMs ?? 60_000, () => exited);
-    const result = {
-      code: Number(readFileSync(rc, 'utf8').trim()),
-      stdout: readFileSync(join(res, `${n}.out`), 'utf8'),
-      stderr: readFileSync(join(res, `${n}.err`), 'utf8'),
-    };
-    for (const f of [join(req, `${n}.sh`), rc, join(res, `${n}.out`), join(res, `${n}.err`)]) rmSync(f, { force: true });
-    return result;
+    return run(script, eopts.timeoutMs);
   };
   const execOk = async (script: string, eopts: { timeoutMs?: number } = {}): Promise<string> => {
     const r = await exec(script, eopts);
