@@ -2,6 +2,7 @@
 // live cluster or in manifests, and reports them as a table, JSON, PolicyReports or OpenReports.
 import {
   FAIL_ON_VALUES,
+  InvalidPodError,
   MOUNTER,
   NamespaceNotFoundError,
   RULES,
@@ -12,6 +13,7 @@ import {
   formatPolicyReports,
   formatTable,
   inventoryFromDocuments,
+  invalidPods,
   isFailOn,
   toJsonReport,
   toPolicyReports,
@@ -105,6 +107,10 @@ async function audit(args: AuditArgs, io: CliIo, readerFactory: ReaderFactory): 
   if (!loaded.explicit) options.driftUnavailable = 'no --config given: drift is measured against the config the webhook runs with; pass that file with --config';
   if (args.files.length > 0) {
     const files = await readManifests(args.files, io);
+    for (const file of files) {
+      const invalid = invalidPods(file.docs);
+      if (invalid.length > 0) throw new InputError(`-f ${file.source}: ${invalid.join('; ')}`);
+    }
     const inventory = inventoryFromDocuments(
       files.flatMap((f) => f.docs),
       { defaultNamespace: args.namespace ?? 'default', mounterNamespace: args.mounterNamespace },
@@ -149,7 +155,7 @@ export function makeAuditCommand(readerFactory: ReaderFactory = defaultReaderFac
       try {
         result = await audit(args, io, readerFactory);
       } catch (error) {
-        if (error instanceof InputError || error instanceof ClusterError || error instanceof NamespaceNotFoundError) {
+        if (error instanceof InputError || error instanceof ClusterError || error instanceof NamespaceNotFoundError || error instanceof InvalidPodError) {
           io.stderr.write(`error: ${error.message}\n`);
           return EXIT.error;
         }

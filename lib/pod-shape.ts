@@ -33,10 +33,24 @@ export function podShapeErrors(pod: PodLike): string[] {
   return errors;
 }
 
+/**
+ * What keeps `value` from being a pod that injection and `audit` can read: not an object, no spec
+ * object, no containers array, or any error of `podShapeErrors`. `at` names where the pod sits in
+ * its document (`spec.template` in a Deployment, empty for a Pod) and prefixes every field.
+ */
+export function podErrors(value: unknown, at = ''): string[] {
+  const field = (name: string): string => (at === '' ? name : name === '' ? at : `${at}.${name}`);
+  if (!isRecord(value)) return [`${at === '' ? 'the pod' : at} must be an object, not ${kindOf(value)}`];
+  if (!isRecord(value.spec)) return [`${field('spec')} must be an object, not ${kindOf(value.spec)}`];
+  if (!Array.isArray(value.spec.containers)) return [`${field('spec.containers')} must be an array, not ${kindOf(value.spec.containers)}`];
+  return podShapeErrors(value as PodLike).map((error) => field(error));
+}
+
 const PROPAGATION = new Set(['None', 'HostToContainer', 'Bidirectional']);
 
 function kindOf(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'absent';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return 'an object';
   return `a ${typeof value}`;

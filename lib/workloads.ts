@@ -23,25 +23,41 @@ function groupOf(apiVersion: unknown): string | undefined {
   return slash < 0 ? '' : apiVersion.slice(0, slash);
 }
 
+/** Where a document holds a pod or pod template, whatever that value turns out to be. */
+export interface PodSlot {
+  /** The Pod itself, or what sits where a workload keeps its template (any JSON value). */
+  value: unknown;
+  /** JSON pointer of the slot inside the document. */
+  prefix: string;
+}
+
 /**
- * Every pod or pod template in a document: a Pod, the template of a workload, or the items of a
- * List. Anything else yields nothing and so passes through untouched.
+ * Every place a document holds a pod: a Pod, the template of a workload, or the items of a List,
+ * with whatever value is there. `audit` reports the ones that are not pods; `findPods` keeps the rest.
  */
-export function findPods(doc: unknown, prefix = ''): PodLocation[] {
+export function findPodSlots(doc: unknown, prefix = ''): PodSlot[] {
   if (!isRecord(doc)) return [];
   const kind = doc.kind;
   const group = groupOf(doc.apiVersion);
   if (typeof kind !== 'string' || group === undefined) return [];
   if (kind === 'List' || (kind.endsWith('List') && Array.isArray(doc.items))) {
     const items = Array.isArray(doc.items) ? (doc.items as unknown[]) : [];
-    return items.flatMap((item, i) => findPods(item, `${prefix}/items/${i}`));
+    return items.flatMap((item, i) => findPodSlots(item, `${prefix}/items/${i}`));
   }
-  if (kind === 'Pod' && group === '') return isPodLike(doc) ? [{ pod: doc, prefix }] : [];
+  if (kind === 'Pod' && group === '') return [{ value: doc, prefix }];
   const workload = TEMPLATE_PATHS[kind];
   if (workload === undefined || !workload.groups.includes(group)) return [];
   let node: unknown = doc;
   for (const key of workload.path) node = isRecord(node) ? node[key] : undefined;
-  return isPodLike(node) ? [{ pod: node, prefix: `${prefix}/${workload.path.join('/')}` }] : [];
+  return [{ value: node, prefix: `${prefix}/${workload.path.join('/')}` }];
+}
+
+/**
+ * Every pod or pod template in a document that has the shape injection needs. Anything else
+ * yields nothing and so passes through untouched.
+ */
+export function findPods(doc: unknown, prefix = ''): PodLocation[] {
+  return findPodSlots(doc, prefix).flatMap(({ value, prefix: at }) => (isPodLike(value) ? [{ pod: value, prefix: at }] : []));
 }
 
 export const WORKLOAD_KINDS: readonly string[] = ['Pod', ...Object.keys(TEMPLATE_PATHS), 'List'];

@@ -1,5 +1,7 @@
+import { boundMessages, LIMITS, shown } from '../bounds.js';
 import { isRecord, nonEmptyString, type PodLike } from '../k8s.js';
-import { findPods } from '../workloads.js';
+import { podErrors } from '../pod-shape.js';
+import { findPodSlots, type PodSlot } from '../workloads.js';
 import { controllerOf, isMounterPod } from './rules.js';
 import type { Inventory, InventoryNamespace, InventoryPod, MounterPod } from './types.js';
 
@@ -27,13 +29,52 @@ function flatten(doc: unknown): Record<string, unknown>[] {
   return [doc];
 }
 
+/** A manifest holds a pod that neither the API server nor the rules can read; nothing was audited. */
+export class InvalidPodError extends Error {
+  override readonly name = 'InvalidPodError';
+}
+
+/** The pods of `object`, each with what is wrong with it. */
+function podSlots(object: Record<string, unknown>): { slot: PodSlot; errors: string[] }[] {
+  return findPodSlots(object).map((slot) => ({ slot, errors: podErrors(slot.value, slot.prefix.slice(1).replaceAll('/', '.')) }));
+}
+
+/**
+ * What is wrong with the pods and pod templates in `docs`, one line per pod ("Deployment
+ * media/sonarr: spec.template.spec.volumes[0].name must be a string, not a number"), at most
+ * LIMITS.errors lines; empty when every pod has the shape the rules read (lib/pod-shape.ts, the
+ * webhook's own check).
+ */
+export function invalidPods(docs: readonly unknown[]): string[] {
+  const lines: string[] = [];
+  let more = 0;
+  for (const object of docs.flatMap(flatten)) {
+    for (const { errors } of podSlots(object)) {
+      if (errors.length === 0) continue;
+      if (lines.length < LIMITS.errors) lines.push(`${describe(object)}: ${errors.join('; ')}`);
+      else more++;
+    }
+  }
+  return [...boundMessages(lines, LIMITS.errors, ''), ...(more > 0 ? [`and ${more} more invalid pod${more === 1 ? '' : 's'}`] : [])];
+}
+
+function describe(object: Record<string, unknown>): string {
+  const meta = isRecord(object.metadata) ? object.metadata : {};
+  const name = nonEmptyString(meta.name) ?? nonEmptyString(meta.generateName) ?? '(unnamed)';
+  const namespace = nonEmptyString(meta.namespace);
+  return `${shown(String(object.kind))} ${namespace === undefined ? '' : `${shown(namespace)}/`}${shown(name)}`;
+}
+
 /**
  * An inventory from manifests: every pod and pod template (`findPods`: Pods, workloads, Lists),
  * the labels of Namespace objects found among them, and, when the input is a dump of live pods
  * (some are bound to a node), the mounter pods and their readiness. Plain manifests carry no node
- * state, so `mounterPods` stays undefined and the node rule is skipped.
+ * state, so `mounterPods` stays undefined and the node rule is skipped. A pod of the wrong shape
+ * throws InvalidPodError, naming the field and the rule.
  */
 export function inventoryFromDocuments(docs: readonly unknown[], options: ManifestInventoryOptions): Inventory {
+  const invalid = invalidPods(docs);
+  if (invalid.length > 0) throw new InvalidPodError(invalid.join('\n'));
   const namespaces: InventoryNamespace[] = [];
   const pods: InventoryPod[] = [];
   const mounterPods: MounterPod[] = [];
@@ -45,7 +86,8 @@ export function inventoryFromDocuments(docs: readonly unknown[], options: Manife
       if (name !== undefined) namespaces.push({ name, labels: stringMap(meta.labels) });
       continue;
     }
-    for (const { pod } of findPods(object)) {
+    for (const { value } of findPodSlots(object)) {
+      const pod = value as PodLike;
       const entry = inventoryEntry(object, meta, pod, options.defaultNamespace);
       if (entry.nodeName !== undefined) {
         bound = true;

@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import type { Container, Volume, VolumeMount } from '../k8s.js';
+import { isRecord, type Container, type Volume, type VolumeMount } from '../k8s.js';
 import { ANNOTATION_STATUS, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from '../names.js';
 import { isUnderHostPath, normalizePath } from '../plan.js';
 import { selectRole } from '../role.js';
@@ -269,8 +269,9 @@ function sidecarOf(facts: PodFacts, config: Config): Container | undefined {
 }
 
 function envValue(container: Container, name: string): string | undefined {
-  const env = Array.isArray(container.env) ? (container.env as { name?: unknown; value?: unknown }[]) : [];
-  const entry = env.find((e) => e.name === name);
+  // env is not among the fields lib/pod-shape.ts checks: any element may be any JSON value.
+  const env: unknown[] = Array.isArray(container.env) ? container.env : [];
+  const entry = env.find((e): e is Record<string, unknown> => isRecord(e) && e.name === name);
   return typeof entry?.value === 'string' ? entry.value : undefined;
 }
 
