@@ -191,3 +191,19 @@ spec:
       volumeMounts: [{ name: dfs-injector-dfs, mountPath: /mnt/dfs, readOnly: true, mountPropagation: HostToContainer }]
   volumes: [{ name: dfs-injector-dfs, hostPath: { path: /mnt/decypharr-dfs, type: Directory } }]
 `;
+
+describe('audit of a hostPath above the DFS host path', () => {
+  it('reports the writable //mnt/./ mount of a golden inject input, which the webhook refuses, as DFS001', async () => {
+    const { code, out, err } = await audit(['-f', 'test/golden/inject/consumer-host-mnt-writable.yaml', '-o', 'json', '--fail-on', 'high']);
+    expect({ code, err }).toEqual({ code: 1, err: '' });
+    expect(JSON.parse(out).findings.map((f: { rule: string; message: string }) => `${f.rule} ${f.message}`)).toEqual([
+      'DFS001 container "tdarr" mounts volume "host-mnt" at /host/mnt writable (readOnly is not true), a hostPath of //mnt/./, which holds the DFS host path /mnt/decypharr-dfs',
+    ]);
+  });
+
+  it('reports nothing for the read-only / of a golden inject input, which the webhook injects', async () => {
+    const { code, out, err } = await audit(['-f', 'test/golden/inject/consumer-host-root-read-only.yaml.injected', '-o', 'json', '--fail-on', 'info']);
+    expect({ code, err }).toEqual({ code: 0, err: '' });
+    expect(JSON.parse(out).findings).toEqual([]);
+  });
+});

@@ -25,7 +25,7 @@ const MOUNT = fc.record({
 
 const HAND_WRITTEN = fc.record({
   name: fc.constantFrom('dfs', 'dfs-injector-dfs', 'media-x', 'dfs-injector-source'),
-  path: fc.constantFrom('/mnt/decypharr-dfs', '/mnt/decypharr-dfs/', '/mnt//decypharr-dfs', '/mnt/./decypharr-dfs/.', '/mnt/decypharr-dfs/movies', '/srv/other', '/mnt/decypharr-dfs2'),
+  path: fc.constantFrom('/mnt/decypharr-dfs', '/mnt/decypharr-dfs/', '/mnt//decypharr-dfs', '/mnt/./decypharr-dfs/.', '/mnt/decypharr-dfs/movies', '/srv/other', '/mnt/decypharr-dfs2', '/mnt', '//mnt/./', '/', '/./'),
   mounts: fc.array(MOUNT, { maxLength: 3 }),
 });
 

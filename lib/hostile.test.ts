@@ -25,6 +25,8 @@ const SHAPES: Record<string, Build> = {
   // "/" then a run of "/" then "a/": /\/+$/ retries the whole run from each of its positions.
   'a volumeMount mountPath of slashes': (size) => consumerWith(`/${'/'.repeat(size)}a/`),
   'a hostPath path of slashes': (size) => consumerWith('/srv', `/${'/'.repeat(size)}a/`),
+  // A directory above the DFS host path, spelt with a long run of "/" and "./": normalised once.
+  'a writable hostPath of /mnt spelt with slashes and dots': (size) => consumerWith('/host', `/${'/./'.repeat(Math.floor(size / 3))}mnt/`),
   // Each missing name listed every container: names × containers.
   'a containers annotation naming containers the pod lacks': (size) => {
     const pod = loadPod('sonarr');

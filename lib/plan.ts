@@ -60,5 +60,16 @@ export function isUnderHostPath(path: string, hostPath: string): boolean {
   return normalized === host || host === '/' || normalized.startsWith(`${host}/`);
 }
 
+/**
+ * True when `path` is a directory above the DFS host path (`/mnt`, `/`), however it is spelt: a
+ * hostPath of it holds the share too, at `<mountPath>/decypharr-dfs`. Linear, like normalizePath.
+ */
+export function holdsHostPath(path: string, hostPath: string): boolean {
+  const normalized = normalizePath(path);
+  const host = normalizePath(hostPath);
+  if (normalized === host || !normalized.startsWith('/')) return false;
+  return normalized === '/' || host.startsWith(`${normalized}/`);
+}
+
 const SLASH = 0x2f;
 const DOT = 0x2e;

@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
-import { isRecord, type Container, type Volume, type VolumeMount } from '../k8s.js';
+import { isRecord, type Container, type Volume } from '../k8s.js';
 import { ANNOTATION_STATUS, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from '../names.js';
+import { containerKind, mountsOf, writableParentMounts, type MountUse } from '../dfs-volumes.js';
 import { isUnderHostPath, normalizePath } from '../plan.js';
 import { selectRole } from '../role.js';
 import { SHIM_VOLUME } from '../source.js';
@@ -31,7 +32,7 @@ export const RULES: Readonly<Record<RuleId, RuleInfo>> = {
     severity: 'high',
     category: 'DFS mounts',
     title: 'writable DFS mount',
-    explanation: 'A container mounts the DFS host path without readOnly: true, so it can write into the node directory under the share (and onto the node disk whenever the share is not mounted).',
+    explanation: 'A container mounts the DFS host path, a directory under it, or a directory above it (such as / or /mnt) without readOnly: true, so it can write into the node directory under the share (and onto the node disk whenever the share is not mounted).',
     fix: 'Set readOnly: true on the mount, or drop the hand-written mount and let dfs-injector inject it.',
     needs: 'pod',
   },
@@ -155,28 +156,6 @@ export function isDfsVolume(volume: Volume, hostPath: string): boolean {
   return typeof path === 'string' && isUnderHostPath(path, hostPath);
 }
 
-interface MountUse {
-  where: string;
-  container: Container;
-  mount: VolumeMount;
-}
-
-function allContainers(pod: InventoryPod): { where: string; container: Container }[] {
-  const spec = pod.spec;
-  const ephemeral = Array.isArray(spec.ephemeralContainers) ? (spec.ephemeralContainers) : [];
-  return [
-    ...spec.containers.map((container) => ({ where: 'container', container })),
-    ...(spec.initContainers ?? []).map((container) => ({ where: 'init container', container })),
-    ...ephemeral.map((container) => ({ where: 'ephemeral container', container })),
-  ];
-}
-
-function mountsOf(pod: InventoryPod, volumeNames: ReadonlySet<string>): MountUse[] {
-  return allContainers(pod).flatMap(({ where, container }) =>
-    (container.volumeMounts ?? []).filter((m) => volumeNames.has(m.name)).map((mount) => ({ where, container, mount })),
-  );
-}
-
 /** Everything the per-pod rules read, computed once per pod. */
 export interface PodFacts {
   pod: InventoryPod;
@@ -195,7 +174,7 @@ export function podFacts(pod: InventoryPod, config: Config, namespace: Inventory
     ref: podRef(pod),
     status: parseStatus(pod.annotations[ANNOTATION_STATUS]),
     dfsVolumes,
-    dfsMounts: mountsOf(pod, new Set(dfsVolumes.map((v) => v.name))),
+    dfsMounts: mountsOf(pod.spec, new Set(dfsVolumes.map((v) => v.name))),
     namespace:
       namespace === undefined
         ? undefined
@@ -212,12 +191,15 @@ export interface RuleContext {
 
 type Check = (facts: PodFacts, ctx: RuleContext) => string | undefined;
 
-const describeMount = (u: MountUse): string => `${u.where} "${u.container.name}" mounts volume "${u.mount.name}" at ${u.mount.mountPath}`;
+const describeMount = (u: MountUse): string => `${containerKind(u.list)} "${u.container.name}" mounts volume "${u.mount.name}" at ${u.mount.mountPath}`;
 
-const writableMount: Check = (facts) => {
+const writableMount: Check = (facts, ctx) => {
   const writable = facts.dfsMounts.filter((u) => u.mount.readOnly !== true);
-  if (writable.length === 0) return undefined;
-  return `${writable.map(describeMount).join('; ')} writable (readOnly is not true)`;
+  const parents = writableParentMounts(facts.pod.spec, ctx.config.hostPath).map(
+    (u) => `${describeMount(u)} writable (readOnly is not true), a hostPath of ${u.volume.hostPath.path}, which holds the DFS host path ${ctx.config.hostPath}`,
+  );
+  const messages = writable.length === 0 ? parents : [`${writable.map(describeMount).join('; ')} writable (readOnly is not true)`, ...parents];
+  return messages.length === 0 ? undefined : messages.join('; ');
 };
 
 const propagation: Check = (facts) => {
