@@ -114,11 +114,10 @@ function parseReview(body: unknown): { request: ParsedRequest; decision: Pick<De
 }
 
 function toResponse(uid: string, pod: PodDecision, patch: PatchBuilder): AdmissionResponse {
-  const response: AdmissionResponse = { uid, allowed: pod.outcome !== 'denied' };
+  const response: AdmissionResponse = { uid, allowed: pod.denial === undefined };
   if (pod.warnings.length > 0) response.warnings = boundMessages(pod.warnings, LIMITS.warnings, 'warnings');
-  if (pod.outcome === 'denied') {
-    const code = pod.reason === 'invalid-annotation' || pod.reason === 'invalid-role-label' || pod.reason === 'invalid-pod' ? 400 : 403;
-    response.status = { code, message: boundMessages(pod.errors, LIMITS.errors, 'errors').join('; '), reason: code === 400 ? 'BadRequest' : 'Forbidden' };
+  if (pod.denial !== undefined) {
+    response.status = { code: pod.denial.code, message: boundMessages(pod.errors, LIMITS.errors, 'errors').join('; '), reason: pod.denial.reason };
     response.auditAnnotations = { role: pod.role, denied: pod.reason };
     return response;
   }
@@ -139,6 +138,26 @@ function auditAnnotations(pod: PodDecision): Record<string, string> {
     initContainers.length > 0 ? `initContainers=${initContainers.join(',')}` : '',
   ].filter((p) => p !== '');
   return { role: pod.role, injected: truncate(parts.join(' '), LIMITS.auditValueChars) };
+}
+
+/**
+ * The answer when the webhook itself failed on a request: denied with 500, the pod untouched.
+ * The message names the uid so the log line with the details can be found; never the error.
+ */
+export function internalErrorReview(uid: string): AdmissionReviewResponse {
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    response: {
+      uid,
+      allowed: false,
+      status: {
+        code: 500,
+        reason: 'InternalError',
+        message: `dfs-injector hit an internal error and left this pod unchanged; the webhook log has the details (request uid ${uid})`,
+      },
+    },
+  };
 }
 
 function respond(response: AdmissionResponse, decision: Decision): ReviewResult {

@@ -8,8 +8,8 @@ import { effectiveNamespaceLabels, enforcesPodSecurity, EXCLUDED_NAMESPACES, mat
 import type { Config } from './config.js';
 import { isRecord, nonEmptyString, type PodLike } from './k8s.js';
 import { planPod, type PodDecision } from './mutate.js';
-import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE, OVERRIDE_ANNOTATIONS } from './names.js';
-import { parseOverrides } from './overrides.js';
+import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from './names.js';
+import type { AnnotationResult } from './overrides.js';
 import { PatchBuilder } from './patch.js';
 import { selectRole } from './role.js';
 import { unifiedDiff } from './unified-diff.js';
@@ -115,18 +115,14 @@ function objectStep(matches: readonly EntryMatch[], podLabels: Readonly<Record<s
   return { title: 'Pod labels against the objectSelector', status: 'no', lines };
 }
 
-function overridesStep(pod: PodLike, role: 'consumer' | 'source', config: Config): ExplainStep {
-  const annotations = pod.metadata?.annotations;
-  const parsed = parseOverrides(annotations, role);
-  const lines: string[] = [];
-  for (const name of Object.values(OVERRIDE_ANNOTATIONS)) {
-    const value = annotations?.[name];
-    if (value === undefined) continue;
-    const error = parsed.errors.find((e) => e.startsWith(`annotation ${name}=`));
-    const warning = parsed.warnings.find((w) => w.startsWith(`annotation ${name} `));
-    lines.push(`${error !== undefined ? MARK.no : warning !== undefined ? MARK.warn : MARK.ok} ${error ?? warning ?? `${name}="${value}" is valid`}`);
-  }
-  for (const w of parsed.warnings.filter((x) => !Object.values(OVERRIDE_ANNOTATIONS).some((n) => x.startsWith(`annotation ${n} `)))) lines.push(`${MARK.warn} ${w}`);
+/** The override annotations as the decision read them; nothing is parsed again here. */
+function overridesStep(annotations: readonly AnnotationResult[] | undefined, role: 'consumer' | 'source', config: Config): ExplainStep {
+  if (annotations === undefined) return { title: 'Override annotations', status: 'info', lines: ['not read: the webhook refuses the pod for its shape first (see the plan)'] };
+  const mark = (a: AnnotationResult): string => (a.status === 'invalid' ? MARK.no : a.status === 'valid' ? MARK.ok : MARK.warn);
+  // The overrides first, in OVERRIDE_ANNOTATIONS order, then the annotations nobody knows.
+  const lines = [...annotations.filter((a) => a.status !== 'unknown'), ...annotations.filter((a) => a.status === 'unknown')].map(
+    (a) => `${mark(a)} ${a.message ?? `${a.name}="${a.value}" is valid`}`,
+  );
   if (lines.length === 0) {
     const defaults =
       role === 'consumer'
@@ -134,7 +130,7 @@ function overridesStep(pod: PodLike, role: 'consumer' | 'source', config: Config
         : `source container ${config.source.container ?? '(the first)'}, source path ${config.source.path}, share ${config.source.shareName}`;
     lines.push(`none: the config decides (${defaults})`);
   }
-  const status: StepStatus = parsed.errors.length > 0 ? 'no' : parsed.warnings.length > 0 ? 'warn' : 'ok';
+  const status: StepStatus = annotations.some((a) => a.status === 'invalid') ? 'no' : annotations.some((a) => a.status !== 'valid') ? 'warn' : 'ok';
   return { title: 'Override annotations', status, lines };
 }
 
@@ -223,10 +219,12 @@ function explainSent(ctx: Context, entry: WebhookEntry, podLabels: Readonly<Reco
   const { s, options, steps } = ctx;
   const { config } = options;
   const response = webhookResponse(podForm(s.object, s.pod, s.namespace), s.namespace, entry, config);
+  const patch = new PatchBuilder();
+  const decision = planPod(s.pod, `${ctx.docPrefix}${s.prefix}`, patch, config, entry.context);
   const role = selectRole(podLabels, entry.context);
   if (role.kind === 'invalid') {
     steps.push({ title: 'Role', status: 'no', lines: [role.message] });
-    return unchanged(ctx, 'denied', `DENIED by ${entry.path} (HTTP 400): ${role.message}`, response);
+    return unchanged(ctx, 'denied', `DENIED by ${entry.path} (HTTP ${decision.denial?.code ?? 400}): ${role.message}`, response);
   }
   if (role.kind === 'unselected' || role.role === 'none') {
     steps.push({ title: 'Role', status: 'info', lines: [`${LABEL_ROLE}=none: the pod opted out, and the webhook allows it unchanged`] });
@@ -234,14 +232,10 @@ function explainSent(ctx: Context, entry: WebhookEntry, podLabels: Readonly<Reco
   }
   const via = role.via === 'pod-label' ? `the pod label ${LABEL_ROLE}=${role.role}` : `the namespace label ${LABEL_DEFAULT_ROLE}=consumer (the pod has no ${LABEL_ROLE} label)`;
   steps.push({ title: 'Role', status: 'ok', lines: [`${role.role}, from ${via}`] }, podSecurityStep(ctx.ns, entry, role.role));
-  if (!entry.context.podSecurityEnforced) steps.push(overridesStep(s.pod, role.role, config));
-
-  const patch = new PatchBuilder();
-  const decision = planPod(s.pod, `${ctx.docPrefix}${s.prefix}`, patch, config, entry.context);
+  if (!entry.context.podSecurityEnforced) steps.push(overridesStep(decision.annotations, role.role, config));
   if (decision.reason !== 'pod-security' && decision.reason !== 'invalid-annotation') steps.push(planStep(decision));
-  if (decision.outcome === 'denied') {
-    const code = decision.reason === 'invalid-annotation' || decision.reason === 'invalid-pod' ? 400 : 403;
-    return unchanged(ctx, 'denied', `DENIED by ${entry.path} (HTTP ${code}): ${decision.errors.join('; ')}`, response);
+  if (decision.denial !== undefined) {
+    return unchanged(ctx, 'denied', `DENIED by ${entry.path} (HTTP ${decision.denial.code}): ${decision.errors.join('; ')}`, response);
   }
   if (patch.isEmpty) return unchanged(ctx, 'unchanged', `sent to ${entry.path}; already injected, so nothing changes`, response);
   const afterDoc = jsonpatch.applyPatch(structuredClone(ctx.doc), patch.ops, false, false).newDocument;

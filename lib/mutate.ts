@@ -2,7 +2,7 @@ import { configHash, type Config } from './config.js';
 import type { EntryContext } from './entry.js';
 import type { PodLike } from './k8s.js';
 import { ANNOTATION_STATUS, LABEL_POD_SECURITY_ENFORCE, type Role } from './names.js';
-import { parseOverrides } from './overrides.js';
+import { parseOverrides, type AnnotationResult } from './overrides.js';
 import { podShapeErrors } from './pod-shape.js';
 import { PatchBuilder } from './patch.js';
 import { emptyInjected, isEmptyInjected, type Injected, type PlanContext } from './plan.js';
@@ -14,6 +14,12 @@ import { VERSION } from './version.js';
 
 export type Outcome = 'injected' | 'unchanged' | 'skipped' | 'denied';
 
+/** How a denial reaches the API server: 400 for a pod, label or annotation that is malformed, 403 for a rule. */
+export interface Denial {
+  code: 400 | 403;
+  reason: 'BadRequest' | 'Forbidden';
+}
+
 export interface PodDecision {
   role: Role | 'unselected';
   outcome: Outcome;
@@ -21,7 +27,14 @@ export interface PodDecision {
   errors: string[];
   warnings: string[];
   injected: Injected;
+  /** Set exactly when the outcome is denied; the webhook's answer and `explain` both read it. */
+  denial: Denial | undefined;
+  /** Each dfs-injector.io annotation as the decision read it; undefined when it was decided before reading them. */
+  annotations: AnnotationResult[] | undefined;
 }
+
+/** The denials that mean the request is malformed, rather than refused by a rule. */
+const BAD_REQUEST_REASONS: ReadonlySet<string> = new Set(['invalid-pod', 'invalid-role-label', 'invalid-annotation']);
 
 /**
  * Plans injection for one pod or pod template located at `prefix` inside the patched object, and
@@ -37,14 +50,14 @@ export function planPod(pod: PodLike, prefix: string, patch: PatchBuilder, confi
   const role = gate.role;
   const annotations = pod.metadata?.annotations;
   const parsed = parseOverrides(annotations, role);
-  if (parsed.errors.length > 0) return decided(role, 'denied', 'invalid-annotation', parsed.errors, parsed.warnings);
+  if (parsed.errors.length > 0) return decided(role, 'denied', 'invalid-annotation', parsed.errors, parsed.warnings, parsed.annotations);
 
   // Plan into a scratch builder first so a denial leaves the caller's patch untouched.
   const scratch = new PatchBuilder();
   const ctx: PlanContext = { pod, prefix, patch: scratch, injected: emptyInjected(), adopted: [], errors: [], warnings: [...parsed.warnings] };
   if (role === 'consumer') planConsumer(ctx, config, parsed.overrides);
   else planSource(ctx, config, parsed.overrides);
-  if (ctx.errors.length > 0) return decided(role, 'denied', `${role}-conflict`, ctx.errors, ctx.warnings);
+  if (ctx.errors.length > 0) return decided(role, 'denied', `${role}-conflict`, ctx.errors, ctx.warnings, parsed.annotations);
 
   const previous = writeStatus(ctx, role, config);
   // The status annotation needs metadata to exist; templates written by hand may lack it.
@@ -53,11 +66,12 @@ export function planPod(pod: PodLike, prefix: string, patch: PatchBuilder, confi
 
   const outcome: Outcome = isEmptyInjected(ctx.injected) ? 'unchanged' : 'injected';
   const reason = outcome === 'injected' ? gate.via : previous === undefined ? 'already-present' : 'already-injected';
-  return { role, outcome, reason, errors: [], warnings: ctx.warnings, injected: ctx.injected };
+  return { role, outcome, reason, errors: [], warnings: ctx.warnings, injected: ctx.injected, denial: undefined, annotations: parsed.annotations };
 }
 
-function decided(role: PodDecision['role'], outcome: Outcome, reason: string, errors: string[] = [], warnings: string[] = []): PodDecision {
-  return { role, outcome, reason, errors, warnings, injected: emptyInjected() };
+function decided(role: PodDecision['role'], outcome: Outcome, reason: string, errors: string[] = [], warnings: string[] = [], annotations?: AnnotationResult[]): PodDecision {
+  const denial: Denial | undefined = outcome !== 'denied' ? undefined : BAD_REQUEST_REASONS.has(reason) ? { code: 400, reason: 'BadRequest' } : { code: 403, reason: 'Forbidden' };
+  return { role, outcome, reason, errors, warnings, injected: emptyInjected(), denial, annotations };
 }
 
 type RoleGate = { kind: 'decided'; decision: PodDecision } | { kind: 'inject'; role: 'consumer' | 'source'; via: string };

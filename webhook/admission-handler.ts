@@ -3,7 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { FastifyBaseLogger } from 'fastify';
 import sjson from 'secure-json-parse';
-import type { Decision, ReviewResult } from '../lib/admission.js';
+import { internalErrorReview, type Decision, type ReviewResult } from '../lib/admission.js';
 import type { Config } from '../lib/config.js';
 import { ENTRY_PATHS, entryForPath, type EntryContext } from '../lib/entry.js';
 import { isRecord } from '../lib/k8s.js';
@@ -420,20 +420,4 @@ function uidOf(body: unknown): string | undefined {
   if (!isRecord(body) || !isRecord(body.request)) return undefined;
   const uid = body.request.uid;
   return typeof uid === 'string' ? uid : undefined;
-}
-
-function internalErrorReview(uid: string): object {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    response: {
-      uid,
-      allowed: false,
-      status: {
-        code: 500,
-        reason: 'InternalError',
-        message: `dfs-injector hit an internal error and left this pod unchanged; the webhook log has the details (request uid ${uid})`,
-      },
-    },
-  };
 }
