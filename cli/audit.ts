@@ -23,8 +23,9 @@ import {
   type FailOn,
 } from '../lib/audit/index.js';
 import { defineCommand, type Command, type ParsedArgs } from './command.js';
-import { EXIT, InputError, loadConfig, processDiagnoseIo, readManifests, type DiagnoseIo } from './diagnose-io.js';
-import { UsageError } from './errors.js';
+import { loadConfig } from './config-file.js';
+import { processDiagnoseIo, readManifests, type DiagnoseIo } from './diagnose-io.js';
+import { EXIT, InputError, UsageError } from './errors.js';
 import type { CliIo } from './io.js';
 import { runCommandLine } from './dispatch.js';
 import { choiceValue, positiveIntegerValue } from './values.js';
@@ -155,10 +156,8 @@ export function makeAuditCommand(readerFactory: ReaderFactory = defaultReaderFac
       try {
         result = await audit(args, io, readerFactory);
       } catch (error) {
-        if (error instanceof InputError || error instanceof ClusterError || error instanceof NamespaceNotFoundError || error instanceof InvalidPodError) {
-          io.stderr.write(`error: ${error.message}\n`);
-          return EXIT.error;
-        }
+        // The library's own errors about the input; the dispatcher prints every InputError, exit 3.
+        if (error instanceof NamespaceNotFoundError || error instanceof InvalidPodError) throw new InputError(error.message);
         throw error;
       }
       io.stdout.write(render(result, args.output, (io as DiagnoseIo).now?.() ?? new Date()));

@@ -43,7 +43,7 @@ describe('the built dfs-injector binary', () => {
 
   it('names a missing file without a stack trace', async () => {
     const result = await runCli(['inject', '-f', 'no/such/manifest.yaml']);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(3);
     expect(result.stderr).toBe('error: -f no/such/manifest.yaml: no such file or directory\n');
   });
 });

@@ -9,8 +9,10 @@ export interface KubeconfigOptions {
   context?: string;
 }
 
+import { InputError } from './errors.js';
+
 /** The cluster could not be reached or refused a request; the message says which and why. */
-export class ClusterError extends Error {
+export class ClusterError extends InputError {
   override readonly name = 'ClusterError';
   constructor(
     message: string,

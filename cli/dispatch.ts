@@ -1,5 +1,5 @@
 import { PROGRAM, closest, table, wantsHelp, type Command } from './command.js';
-import { EXIT, UsageError, UserError } from './errors.js';
+import { EXIT, InputError, UsageError, UserError } from './errors.js';
 import type { CliIo } from './io.js';
 import { packageVersion } from './version.js';
 
@@ -106,7 +106,7 @@ function report(error: unknown, io: CliIo): number {
   }
   if (error instanceof UserError) {
     io.stderr.write(error.message.split('\n').map((line) => `error: ${line}\n`).join(''));
-    return EXIT.failure;
+    return error instanceof InputError ? EXIT.error : EXIT.failure;
   }
   // Anything else is a bug in dfs-injector, not a mistake by the user: the stack helps the report.
   const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);

@@ -4,12 +4,12 @@ import { isRecord } from '../lib/k8s.js';
 import { LABEL_INJECTION } from '../lib/names.js';
 import { explainDocument, renderExplanations, type NamespaceInfo, type PodExplanation } from '../lib/explain.js';
 import { defineCommand, type Command, type ParsedArgs } from './command.js';
-import { EXIT, InputError, loadConfig, parseLabelList, processDiagnoseIo, readManifests, type DiagnoseIo } from './diagnose-io.js';
-import { UsageError } from './errors.js';
+import { loadConfig } from './config-file.js';
+import { parseLabelList, processDiagnoseIo, readManifests, type DiagnoseIo } from './diagnose-io.js';
+import { EXIT, InputError, UsageError } from './errors.js';
 import type { CliIo } from './io.js';
 import { runCommandLine } from './dispatch.js';
 import { choiceValue } from './values.js';
-import { ClusterError } from './cluster-error.js';
 import { parseTarget, type ExplainTarget } from './explain-target.js';
 import type { KubeClusterReader } from './kube-reader.js';
 import { LazyClusterReader } from './lazy-cluster-reader.js';
@@ -166,16 +166,7 @@ export function makeExplainCommand(readerFactory: ExplainReaderFactory = default
     ],
     async run(parsed, io) {
       const args = explainArgs(parsed);
-      let explanations: PodExplanation[];
-      try {
-        explanations = await explain(args, io, readerFactory);
-      } catch (error) {
-        if (error instanceof InputError || error instanceof ClusterError) {
-          io.stderr.write(`error: ${error.message}\n`);
-          return EXIT.error;
-        }
-        throw error;
-      }
+      const explanations = await explain(args, io, readerFactory);
       if (args.output === 'json') {
         const plain = explanations.map(({ before: _b, after: _a, entry, ...rest }) => ({ ...rest, entry: entry === undefined ? null : { name: entry.name, path: entry.path } }));
         io.stdout.write(`${JSON.stringify(plain, null, 2)}\n`);

@@ -153,7 +153,7 @@ describe('dfs-injector inject', () => {
     const file = join(dir, 'broken.yaml');
     await writeFile(file, 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: [sonarr\n');
     const result = await runCli(['inject', '-f', file]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(3);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(new RegExp(`^error: ${file.replaceAll('.', '\\.')}:5:1: invalid YAML: .+\\n$`));
   });
@@ -163,7 +163,7 @@ describe('dfs-injector inject', () => {
     const config = join(dir, 'dfs-injector.yaml');
     await writeFile(config, 'hostPath: /mnt/decypharr-dfs\nconsumer:\n  mountPath: relative/path\n');
     const result = await runCli(['inject', '-f', 'test/golden/inject/deployment-radarr.yaml', '--config', config]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(3);
     expect(result.stderr).toBe(`error: ${config}:3: consumer.mountPath: must be an absolute path without "..", ":" or a trailing "/"\n`);
   });
 

@@ -3,7 +3,7 @@ import { defineCommand } from './command.js';
 import { loadConfig } from './config-file.js';
 import { EXIT, UsageError } from './errors.js';
 import { readInput } from './io.js';
-import { formatManifests, parseManifests } from './manifests.js';
+import { formatManifests, parseManifestInput } from './manifests.js';
 import { choiceValue } from './values.js';
 
 export const injectCommand = defineCommand({
@@ -15,7 +15,8 @@ export const injectCommand = defineCommand({
     'Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs',
     'and Lists are injected according to their dfs-injector.io/role label; every other document is',
     'written back unchanged. Warnings go to stderr. If any document is refused, its errors go to',
-    'stderr, nothing is written to stdout and the exit code is 1.',
+    'stderr, nothing is written to stdout and the exit code is 1; an input or config that cannot be',
+    'read gives exit code 3.',
   ].join('\n'),
   options: {
     filename: { type: 'string', short: 'f', multiple: true, value: 'FILE|-', description: 'Manifest file to read; "-" reads stdin' },
@@ -38,13 +39,13 @@ export const injectCommand = defineCommand({
     }
     const roleText = args.string('default-role');
     const options: InjectOptions = roleText === undefined ? {} : { defaultRole: choiceValue('--default-role', roleText, ['consumer'] as const, 'inject') };
-    const config = await loadConfig(args.string('config'), io);
+    const { config } = await loadConfig(args.string('config'), io);
 
     const output: unknown[] = [];
     const errors: string[] = [];
     for (const file of files) {
       const source = file === '-' ? '<stdin>' : file;
-      const docs = parseManifests(await readInput(file, io, '-f'), source);
+      const docs = parseManifestInput(await readInput(file, io, '-f'), source);
       docs.forEach((doc, index) => {
         if (doc === null || doc === undefined) return;
         const where = `${source} document ${index + 1}`;

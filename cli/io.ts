@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { UserError } from './errors.js';
+import { resolve } from 'node:path';
+import { InputError } from './errors.js';
 
 /** The process's streams and environment, passed in so tests can run commands in-process. */
 export interface CliIo {
@@ -14,17 +15,23 @@ export function processIo(): CliIo {
   return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() };
 }
 
-/** Reads a UTF-8 file, or standard input for "-"; failures name the file and what went wrong. */
-export async function readInput(path: string, io: CliIo, flag: string): Promise<string> {
-  if (path === '-') {
-    const chunks: Buffer[] = [];
-    for await (const chunk of io.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-    return Buffer.concat(chunks).toString('utf8');
-  }
+/** All of standard input, as UTF-8. */
+export async function readStdin(io: CliIo): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of io.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Reads a UTF-8 file (relative to the working directory), or standard input for "-"; a failure
+ * is an InputError (exit 3) worded the same in every command: "<flag> <path>: <reason>".
+ */
+export async function readInput(path: string, io: CliIo, flag: string, shown: string = path): Promise<string> {
+  if (path === '-') return readStdin(io);
   try {
-    return await readFile(path, 'utf8');
+    return await readFile(resolve(io.cwd, path), 'utf8');
   } catch (error) {
-    throw new UserError(`${flag} ${path}: ${fileErrorReason(error)}`);
+    throw new InputError(`${flag} ${shown}: ${fileErrorReason(error)}`);
   }
 }
 

@@ -6,7 +6,7 @@
 // server would store it, and print strings so that both YAML 1.1 and 1.2 readers get strings.
 import { CORE_SCHEMA, Type, YAMLException, dump, loadAll, type Schema } from 'js-yaml';
 import { isMap, isScalar, isSeq, parseAllDocuments, Scalar } from 'yaml';
-import { UserError } from './errors.js';
+import { InputError, UserError } from './errors.js';
 
 const TRUE_WORDS = ['y', 'Y', 'yes', 'Yes', 'YES', 'true', 'True', 'TRUE', 'on', 'On', 'ON'];
 const FALSE_WORDS = ['n', 'N', 'no', 'No', 'NO', 'false', 'False', 'FALSE', 'off', 'Off', 'OFF'];
@@ -73,6 +73,16 @@ const quoteAmbiguous = new Type('tag:dfs-injector.io,2026:ambiguous', {
 });
 
 const DUMP_SCHEMA: Schema = LOAD_SCHEMA.extend({ implicit: [quoteAmbiguous] });
+
+/** parseManifests for a command's input: YAML it cannot read is an InputError (exit 3) in every command. */
+export function parseManifestInput(text: string, source: string): unknown[] {
+  try {
+    return parseManifests(text, source);
+  } catch (error) {
+    if (error instanceof UserError && !(error instanceof InputError)) throw new InputError(error.message);
+    throw error;
+  }
+}
 
 /**
  * Every document of a YAML stream (or one JSON object). Empty documents come back as null so
