@@ -1,6 +1,8 @@
-import { generateRsaKeyPair, privateKeyToPkcs8Pem, randomSerial } from './keys.js';
 import { isIP } from 'node:net';
-import forge from 'node-forge';
+import { issueCertificateAuthority, issueServingCertificate } from './issue.js';
+
+// `certs generate`: its options, checked and named by flag, then the one issuer (certs/issue.ts).
+export { ipToBytes, serviceDnsNames } from './issue.js';
 
 export interface CertificateOptions {
   readonly service: string;
@@ -30,8 +32,6 @@ export class CertificateOptionError extends Error {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-// A node whose clock runs a little behind the generating machine must still accept the certificate.
-const CLOCK_SKEW_MS = 5 * 60 * 1000;
 const DEFAULT_CA_DAYS = 3650;
 const KEY_SIZES: readonly number[] = [2048, 3072, 4096];
 
@@ -39,57 +39,14 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_RULE =
   'must be a DNS-1123 label: at most 63 lower-case letters, digits or "-", starting and ending with a letter or digit';
 
-/** The names a client inside the cluster may use to reach `service` in `namespace`. */
-export function serviceDnsNames(service: string, namespace: string): string[] {
-  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
-}
-
+/** A fresh CA and a serving certificate signed by it, at the wall-clock time (`certs generate`, `serve --dev`). */
 export async function generateCertificates(options: CertificateOptions): Promise<GeneratedCertificates> {
   const opts = validate(options);
   const now = Date.now();
-
-  const caKeys = await generateRsaKeyPair(opts.keyBits);
-  const caCert = forge.pki.createCertificate();
-  caCert.publicKey = caKeys.publicKey;
-  caCert.serialNumber = randomSerial();
-  setValidity(caCert, now, opts.caDays);
-  const caSubject = [
-    { name: 'commonName', value: `dfs-injector CA for ${opts.service}.${opts.namespace}` },
-    { name: 'organizationName', value: 'dfs-injector' },
-  ];
-  caCert.setSubject(caSubject);
-  caCert.setIssuer(caSubject);
-  caCert.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
-  caCert.sign(caKeys.privateKey, forge.md.sha256.create());
-
-  const leafKeys = await generateRsaKeyPair(opts.keyBits);
-  const leaf = forge.pki.createCertificate();
-  leaf.publicKey = leafKeys.publicKey;
-  leaf.serialNumber = randomSerial();
-  setValidity(leaf, now, opts.days);
-  leaf.setSubject([{ name: 'commonName', value: leafCommonName(opts.service, opts.namespace) }]);
-  leaf.setIssuer(caSubject);
-  leaf.setExtensions([
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: altNames(opts) },
-    { name: 'subjectKeyIdentifier' },
-    // forge's `keyIdentifier: true` would hash the leaf's own key, so pass the CA's identifier.
-    { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
-  ]);
-  leaf.sign(caKeys.privateKey, forge.md.sha256.create());
-
-  return {
-    caCert: forge.pki.certificateToPem(caCert),
-    caKey: privateKeyToPkcs8Pem(caKeys.privateKey),
-    tlsCert: forge.pki.certificateToPem(leaf),
-    tlsKey: privateKeyToPkcs8Pem(leafKeys.privateKey),
-  };
+  const base = { service: opts.service, namespace: opts.namespace, dns: opts.dns, ips: opts.ips, keyBits: opts.keyBits, now };
+  const ca = await issueCertificateAuthority({ ...base, lifetimeMs: opts.caDays * DAY_MS, datedCa: false });
+  const leaf = await issueServingCertificate(ca, { ...base, lifetimeMs: opts.days * DAY_MS });
+  return { caCert: ca.cert, caKey: ca.key, tlsCert: leaf.cert, tlsKey: leaf.key };
 }
 
 interface ValidOptions {
@@ -146,39 +103,4 @@ function isDnsLabel(value: string): boolean {
 function isDnsName(value: string): boolean {
   const name = value.startsWith('*.') ? value.slice(2) : value;
   return value.length <= 253 && name.length > 0 && name.split('.').every(isDnsLabel);
-}
-
-function leafCommonName(service: string, namespace: string): string {
-  // X.520 caps commonName at 64 characters; clients match on the SANs anyway.
-  const full = `${service}.${namespace}.svc`;
-  return full.length <= 64 ? full : service;
-}
-
-function altNames(opts: ValidOptions): { type: number; value: string }[] {
-  const names = [...new Set([...serviceDnsNames(opts.service, opts.namespace), ...opts.dns])];
-  const ips = [...new Set(opts.ips.map((ip) => ipToBytes(ip)))];
-  return [...names.map((value) => ({ type: 2, value })), ...ips.map((value) => ({ type: 7, value }))];
-}
-
-function setValidity(cert: forge.pki.Certificate, now: number, days: number): void {
-  cert.validity.notBefore = new Date(now - CLOCK_SKEW_MS);
-  cert.validity.notAfter = new Date(now + days * DAY_MS);
-}
-
-
-/** Network-order bytes of an address already accepted by `isIP`, as a binary string for forge. */
-export function ipToBytes(ip: string): string {
-  if (isIP(ip) === 4) return String.fromCharCode(...ip.split('.').map(Number));
-  // forge's own IPv6 parser mishandles embedded IPv4 (::ffff:10.0.0.1), so expand it here.
-  let text = ip.split('%')[0] ?? ip;
-  const embedded = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)?.[1];
-  if (embedded !== undefined) text = `${text.slice(0, -embedded.length)}0:0`;
-  const [head = '', tail] = text.split('::');
-  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((group) => parseInt(group, 16)));
-  const before = parse(head);
-  const after = tail === undefined ? [] : parse(tail);
-  const groups = [...before, ...new Array<number>(8 - before.length - after.length).fill(0), ...after];
-  const bytes = groups.flatMap((group) => [group >> 8, group & 0xff]);
-  if (embedded !== undefined) bytes.splice(12, 4, ...embedded.split('.').map(Number));
-  return String.fromCharCode(...bytes);
 }
