@@ -1,70 +1,20 @@
-import { entryPath, type EntryContext } from '../entry.js';
-import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from '../names.js';
+import { LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE } from '../names.js';
+import { ENFORCED_POD_SECURITY_LEVELS, EXCLUDED_NAMESPACES, LABEL_NAMESPACE_NAME, WEBHOOK_ENTRIES, type LabelSelector, type LabelSelectorRequirement, type WebhookEntry } from '../entry.js';
 
-// The webhook's MutatingWebhookConfiguration entries as data: which namespaces and pods the API
-// server sends to which URL path. `audit` and `explain` evaluate these selectors exactly as the API
-// server does, so they can say why a pod was (or was not) sent to the webhook. A test holds them
-// equal to manifests/base/mutatingwebhookconfiguration.yaml.
+// The selectors of the webhook's entries (lib/entry.ts, the one table), evaluated exactly as the
+// API server does, so `audit` and `explain` can say why a pod was (or was not) sent to the webhook.
 
-export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
-
-export interface LabelSelectorRequirement {
-  key: string;
-  operator: SelectorOperator;
-  values?: readonly string[];
-}
-
-export interface LabelSelector {
-  matchLabels?: Readonly<Record<string, string>>;
-  matchExpressions?: readonly LabelSelectorRequirement[];
-}
-
-export interface WebhookEntry {
-  /** The `webhooks[].name` in the MutatingWebhookConfiguration. */
-  name: string;
-  /** The URL path the API server posts to; it tells the webhook what the namespace labels said. */
-  path: string;
-  context: EntryContext;
-  namespaceSelector: LabelSelector;
-  objectSelector: LabelSelector;
-  /** Which pods this entry is for, in a few words. */
-  description: string;
-}
-
-/** Set by the API server on every namespace (Kubernetes 1.21+): the namespace's own name. */
-export const LABEL_NAMESPACE_NAME = 'kubernetes.io/metadata.name';
-export const EXCLUDED_NAMESPACES: readonly string[] = ['kube-system', 'dfs-system'];
-export const OPT_IN_VALUE = 'enabled';
-export const ENFORCED_POD_SECURITY_LEVELS: readonly string[] = ['baseline', 'restricted'];
-
-const optedIn: LabelSelectorRequirement = { key: LABEL_INJECTION, operator: 'In', values: [OPT_IN_VALUE] };
-const optedOutExcluded: LabelSelectorRequirement = { key: LABEL_ROLE, operator: 'NotIn', values: ['none'] };
-const notExcluded: LabelSelectorRequirement = { key: LABEL_NAMESPACE_NAME, operator: 'NotIn', values: EXCLUDED_NAMESPACES };
-
-function entry(defaultRole: 'consumer' | undefined, podSecurityEnforced: boolean): WebhookEntry {
-  const context: EntryContext = { defaultRole, podSecurityEnforced };
-  const nsConsumer = defaultRole === 'consumer';
-  const expressions: LabelSelectorRequirement[] = [
-    optedIn,
-    notExcluded,
-    { key: LABEL_POD_SECURITY_ENFORCE, operator: podSecurityEnforced ? 'In' : 'NotIn', values: ENFORCED_POD_SECURITY_LEVELS },
-  ];
-  if (nsConsumer) expressions.push({ key: LABEL_DEFAULT_ROLE, operator: 'In', values: ['consumer'] });
-  return {
-    name: `${nsConsumer ? 'namespace-consumers' : 'pods'}${podSecurityEnforced ? '-pod-security' : ''}.dfs-injector.io`,
-    path: entryPath(context),
-    context,
-    namespaceSelector: { matchExpressions: expressions },
-    // A pod with a role label goes to the first kind of entry: any value but "none", so that a
-    // misspelt role is refused with a message while a pod that opted out is never sent, and so
-    // is created even while the webhook is down. A pod without one, in a namespace of
-    // consumers, goes to the second.
-    objectSelector: { matchExpressions: nsConsumer ? [{ key: LABEL_ROLE, operator: 'DoesNotExist' }] : [{ key: LABEL_ROLE, operator: 'Exists' }, optedOutExcluded] },
-    description: `${nsConsumer ? 'pods without a role label in a namespace labelled default-role=consumer' : 'pods with a role label other than none'}${podSecurityEnforced ? ', where Pod Security enforces baseline or restricted' : ''}`,
-  };
-}
-
-export const WEBHOOK_ENTRIES: readonly WebhookEntry[] = [entry(undefined, false), entry('consumer', false), entry(undefined, true), entry('consumer', true)];
+export {
+  ENFORCED_POD_SECURITY_LEVELS,
+  EXCLUDED_NAMESPACES,
+  LABEL_NAMESPACE_NAME,
+  OPT_IN_VALUE,
+  WEBHOOK_ENTRIES,
+  type LabelSelector,
+  type LabelSelectorRequirement,
+  type SelectorOperator,
+  type WebhookEntry,
+} from '../entry.js';
 
 export interface RequirementResult {
   /** The requirement as kubectl prints it, e.g. `dfs-injector.io/injection in (enabled)`. */
