@@ -1,6 +1,7 @@
 // `dfs-injector explain`: whether and why the webhook would inject a pod, step by step, and the
 // change as a unified diff. The steps are lib/explain.ts; this file reads the inputs.
 import { isRecord } from '../lib/k8s.js';
+import { objectsOf } from '../lib/workloads.js';
 import { LABEL_INJECTION } from '../lib/names.js';
 import { explainDocument, renderExplanations, type NamespaceInfo, type PodExplanation } from '../lib/explain.js';
 import { defineCommand, type Command, type ParsedArgs } from './command.js';
@@ -91,10 +92,10 @@ function asAdmitted(object: Record<string, unknown>): Record<string, unknown> {
 }
 
 function documentNamespaces(doc: unknown, fallback: string): string[] {
-  if (!isRecord(doc)) return [];
-  if (typeof doc.kind === 'string' && doc.kind.endsWith('List') && Array.isArray(doc.items)) return (doc.items as unknown[]).flatMap((i) => documentNamespaces(i, fallback));
-  const meta = isRecord(doc.metadata) ? doc.metadata : {};
-  return [typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : fallback];
+  return objectsOf(doc).map(({ object }) => {
+    const meta = isRecord(object.metadata) ? object.metadata : {};
+    return typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : fallback;
+  });
 }
 
 type Reader = Pick<KubeClusterReader, 'readNamespace' | 'readObject'>;

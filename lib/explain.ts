@@ -13,7 +13,7 @@ import type { AnnotationResult } from './overrides.js';
 import { PatchBuilder } from './patch.js';
 import { selectRole } from './role.js';
 import { unifiedDiff } from './unified-diff.js';
-import { findPods } from './workloads.js';
+import { findPods, objectsOf } from './workloads.js';
 
 export interface NamespaceInfo {
   name: string;
@@ -61,15 +61,6 @@ export interface ExplainOptions {
 }
 
 const MARK: Record<StepStatus, string> = { ok: '[ok]  ', no: '[no]  ', warn: '[warn]', info: '[info]' };
-
-/** The objects of a document, with their JSON pointer: Lists (nested too) are opened. */
-function objectsOf(doc: unknown, pointer = ''): { object: Record<string, unknown>; pointer: string }[] {
-  if (!isRecord(doc)) return [];
-  if (typeof doc.kind === 'string' && doc.kind.endsWith('List') && Array.isArray(doc.items)) {
-    return (doc.items as unknown[]).flatMap((item, i) => objectsOf(item, `${pointer}/items/${i}`));
-  }
-  return [{ object: doc, pointer }];
-}
 
 function labelList(labels: Readonly<Record<string, string>>): string {
   const entries = Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

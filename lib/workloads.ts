@@ -23,6 +23,18 @@ function groupOf(apiVersion: unknown): string | undefined {
   return slash < 0 ? '' : apiVersion.slice(0, slash);
 }
 
+/**
+ * The objects of a document with their JSON pointer: a List (any kind ending in List, with an
+ * items array; `kubectl get -o yaml` writes `List`, others write `PodList`…) is opened, nested too.
+ */
+export function objectsOf(doc: unknown, pointer = ''): { object: Record<string, unknown>; pointer: string }[] {
+  if (!isRecord(doc)) return [];
+  if (typeof doc.kind === 'string' && doc.kind.endsWith('List') && Array.isArray(doc.items)) {
+    return (doc.items as unknown[]).flatMap((item, i) => objectsOf(item, `${pointer}/items/${i}`));
+  }
+  return [{ object: doc, pointer }];
+}
+
 /** Where a document holds a pod or pod template, whatever that value turns out to be. */
 export interface PodSlot {
   /** The Pod itself, or what sits where a workload keeps its template (any JSON value). */

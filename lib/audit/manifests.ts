@@ -1,7 +1,7 @@
 import { boundMessages, LIMITS, shown } from '../bounds.js';
 import { isRecord, nonEmptyString, type PodLike } from '../k8s.js';
 import { podErrors } from '../pod-shape.js';
-import { findPodSlots, type PodSlot } from '../workloads.js';
+import { findPodSlots, objectsOf, type PodSlot } from '../workloads.js';
 import { controllerOf, isMounterPod } from './rules.js';
 import type { Inventory, InventoryNamespace, InventoryPod, MounterPod } from './types.js';
 
@@ -23,12 +23,6 @@ export function isPodReady(status: unknown): boolean {
   return status.conditions.some((c) => isRecord(c) && c.type === 'Ready' && c.status === 'True');
 }
 
-function flatten(doc: unknown): Record<string, unknown>[] {
-  if (!isRecord(doc)) return [];
-  if (typeof doc.kind === 'string' && doc.kind.endsWith('List') && Array.isArray(doc.items)) return (doc.items as unknown[]).flatMap(flatten);
-  return [doc];
-}
-
 /** A manifest holds a pod that neither the API server nor the rules can read; nothing was audited. */
 export class InvalidPodError extends Error {
   override readonly name = 'InvalidPodError';
@@ -48,7 +42,7 @@ function podSlots(object: Record<string, unknown>): { slot: PodSlot; errors: str
 export function invalidPods(docs: readonly unknown[]): string[] {
   const lines: string[] = [];
   let more = 0;
-  for (const object of docs.flatMap(flatten)) {
+  for (const object of docs.flatMap((doc) => objectsOf(doc).map((o) => o.object))) {
     for (const { errors } of podSlots(object)) {
       if (errors.length === 0) continue;
       if (lines.length < LIMITS.errors) lines.push(`${describe(object)}: ${errors.join('; ')}`);
@@ -79,7 +73,7 @@ export function inventoryFromDocuments(docs: readonly unknown[], options: Manife
   const pods: InventoryPod[] = [];
   const mounterPods: MounterPod[] = [];
   let bound = false;
-  for (const object of docs.flatMap(flatten)) {
+  for (const object of docs.flatMap((doc) => objectsOf(doc).map((o) => o.object))) {
     const meta = isRecord(object.metadata) ? object.metadata : {};
     if (object.kind === 'Namespace' && object.apiVersion === 'v1') {
       const name = nonEmptyString(meta.name);
