@@ -17,7 +17,7 @@ export interface Written {
   readonly resourceVersion: string;
 }
 
-export interface WebhookEntry {
+export interface WebhookCaBundle {
   readonly name: string;
   /** The entry's caBundle as PEM text, or undefined when it has none. */
   readonly caBundle: string | undefined;
@@ -25,7 +25,7 @@ export interface WebhookEntry {
 
 export interface WebhookCaBundles {
   /** Every entry of the configuration's `webhooks`, in order. */
-  readonly webhooks: readonly WebhookEntry[];
+  readonly webhooks: readonly WebhookCaBundle[];
   readonly resourceVersion: string;
 }
 

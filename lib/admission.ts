@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Config } from './config.js';
 import type { EntryContext } from './entry.js';
 import { isPodLike, isRecord, nonEmptyString } from './k8s.js';
-import { planPod, type Outcome, type PodDecision } from './mutate.js';
+import { planPod, type Outcome, type PodDecision } from './plan-pod.js';
 import type { Role } from './names.js';
 import { boundMessages, LIMITS, truncate } from './bounds.js';
 import { PatchBuilder } from './patch.js';

@@ -5,7 +5,7 @@ import { z } from 'zod';
 // the wait-for-mount script: the sidecar's entrypoint (shim/image/entrypoint.sh) refuses what it
 // cannot render safely, and a value the webhook admits must never be one the sidecar refuses
 // (lib/sidecar-rules.test.ts runs both on one table of values).
-export const RULES = {
+export const FIELD_RULES = {
   absolutePath: 'must be an absolute path without "..", ":" or a trailing "/"',
   pathCharacters: `must be at most ${4095} characters of letters, digits and "_", ".", "/", "@", "+", ",", "=", "~" or "-"`,
   dns1123Label: 'must be a DNS-1123 label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters',
@@ -37,8 +37,8 @@ export function hasPathCharacters(value: string): boolean {
 
 /** The first rule a path breaks, or undefined when it is a valid path for every consumer of it. */
 export function pathProblem(value: string): string | undefined {
-  if (!isAbsolutePath(value)) return RULES.absolutePath;
-  if (!hasPathCharacters(value)) return RULES.pathCharacters;
+  if (!isAbsolutePath(value)) return FIELD_RULES.absolutePath;
+  if (!hasPathCharacters(value)) return FIELD_RULES.pathCharacters;
   return undefined;
 }
 
@@ -60,8 +60,8 @@ const absolutePath = z.string().superRefine((value, ctx) => {
   const problem = pathProblem(value);
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
 });
-const dns1123Label = z.string().refine(isDns1123Label, { message: RULES.dns1123Label });
-const image = z.string().regex(/^\S+$/, { message: RULES.image });
+const dns1123Label = z.string().refine(isDns1123Label, { message: FIELD_RULES.dns1123Label });
+const image = z.string().regex(/^\S+$/, { message: FIELD_RULES.image });
 
 const quantity = z.union([
   z.string().regex(/^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/, { message: 'must be a Kubernetes quantity such as "100m" or "64Mi"' }),
@@ -111,7 +111,7 @@ const consumerSchema = z.strictObject({
   mountPath: absolutePath.default('/mnt/dfs').describe('Where consumer containers see the share; per pod: annotation dfs-injector.io/mount-path'),
   volumeName: dns1123Label.default('dfs-injector-dfs').describe('Name of the injected hostPath volume'),
   containers: z
-    .array(z.string().refine((v) => v === '*' || isDns1123Label(v), { message: `each entry must be "*" or a container name that ${RULES.dns1123Label}` }))
+    .array(z.string().refine((v) => v === '*' || isDns1123Label(v), { message: `each entry must be "*" or a container name that ${FIELD_RULES.dns1123Label}` }))
     .min(1)
     .default(['*'])
     .describe('Containers that get the mount; "*" means every regular container; per pod: annotation dfs-injector.io/containers'),
@@ -148,7 +148,7 @@ const shimSchema = z.strictObject({
 const sourceSchema = z.strictObject({
   container: dns1123Label.optional().describe('Container that holds the FUSE mount; default: the first container; per pod: dfs-injector.io/source-container'),
   path: absolutePath.default('/mnt/dfs').describe('Where the FUSE mount lives in the source container; per pod: dfs-injector.io/source-path'),
-  shareName: z.string().refine(isShareName, { message: RULES.shareName }).default('dfs').describe('SMB share name; per pod: dfs-injector.io/share-name'),
+  shareName: z.string().refine(isShareName, { message: FIELD_RULES.shareName }).default('dfs').describe('SMB share name; per pod: dfs-injector.io/share-name'),
   volumeName: dns1123Label.default('dfs-injector-source').describe('Name of the emptyDir added when the source container has no volume at the source path'),
   sidecar: sidecarSchema.prefault({}),
   shim: shimSchema.prefault({}),

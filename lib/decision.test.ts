@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { loadPod } from '../test/support/fixtures.js';
 import { defaultConfig } from './config.js';
 import { DEFAULT_ENTRY } from './entry.js';
-import { planPod, type PodDecision } from './mutate.js';
+import { planPod, type PodDecision } from './plan-pod.js';
 import { PatchBuilder } from './patch.js';
 
 // The decision is structured: the webhook's answer (lib/admission.ts) and `explain` render its

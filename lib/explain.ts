@@ -7,7 +7,7 @@ import { reviewAdmission, type AdmissionResponse } from './admission.js';
 import { effectiveNamespaceLabels, enforcesPodSecurity, EXCLUDED_NAMESPACES, matchEntries, type EntryMatch, type WebhookEntry } from './audit/selection.js';
 import type { Config } from './config.js';
 import { isRecord, nonEmptyString, type PodLike } from './k8s.js';
-import { planPod, type PodDecision } from './mutate.js';
+import { planPod, type PodDecision } from './plan-pod.js';
 import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from './names.js';
 import type { AnnotationResult } from './overrides.js';
 import { PatchBuilder } from './patch.js';

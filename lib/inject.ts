@@ -2,7 +2,7 @@ import jsonpatch from 'fast-json-patch';
 import type { Config } from './config.js';
 import type { EntryContext } from './entry.js';
 import { isRecord } from './k8s.js';
-import { planPod, type PodDecision } from './mutate.js';
+import { planPod, type PodDecision } from './plan-pod.js';
 import { PatchBuilder } from './patch.js';
 import { findPods } from './workloads.js';
 

@@ -1,4 +1,4 @@
-import { RULES, isDns1123Label, isShareName, pathProblem } from './config-schema.js';
+import { FIELD_RULES, isDns1123Label, isShareName, pathProblem } from './config-schema.js';
 import { shown } from './bounds.js';
 import { ANNOTATION_STATUS, DOMAIN, OVERRIDE_ANNOTATIONS } from './names.js';
 
@@ -85,17 +85,17 @@ function readOverride(key: OverrideKey, name: string, value: string, overrides: 
       return undefined;
     }
     case 'sourceContainer':
-      if (!isDns1123Label(value)) return fail(`a container name ${RULES.dns1123Label}`);
+      if (!isDns1123Label(value)) return fail(`a container name ${FIELD_RULES.dns1123Label}`);
       overrides.sourceContainer = value;
       return undefined;
     case 'shareName':
-      if (!isShareName(value)) return fail(`a share name ${RULES.shareName}`);
+      if (!isShareName(value)) return fail(`a share name ${FIELD_RULES.shareName}`);
       overrides.shareName = value;
       return undefined;
     case 'containers': {
       const names = value.split(',').map((s) => s.trim());
       const bad = names.find((n) => !isDns1123Label(n));
-      if (bad !== undefined) return fail(`it must be a comma-separated list of container names, and "${shown(bad)}" ${RULES.dns1123Label}`);
+      if (bad !== undefined) return fail(`it must be a comma-separated list of container names, and "${shown(bad)}" ${FIELD_RULES.dns1123Label}`);
       if (new Set(names).size !== names.length) return fail('it names a container more than once');
       overrides.containers = names;
       return undefined;

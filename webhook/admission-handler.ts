@@ -13,7 +13,7 @@ import type { WebhookMetrics } from './metrics.js';
 
 export type ReviewFunction = (body: unknown, entry: EntryContext, config: Config) => ReviewResult;
 export type AdmissionRequest = IncomingMessage | Http2ServerRequest;
-export type AdmissionResponse = ServerResponse | Http2ServerResponse;
+export type HttpResponse = ServerResponse | Http2ServerResponse;
 
 export interface AdmissionHandlerOptions {
   readonly getConfig: () => Config;
@@ -39,7 +39,7 @@ export interface AdmissionLimits {
 
 /** The handler and what the server reads from it (metrics, shutdown). */
 export interface AdmissionHandler {
-  readonly handle: (req: AdmissionRequest, res: AdmissionResponse) => void;
+  readonly handle: (req: AdmissionRequest, res: HttpResponse) => void;
   /** Requests not answered yet. */
   inFlight(): number;
   /** Bytes of request bodies buffered now. */
@@ -55,7 +55,7 @@ const PROTO_POISONING = 'Object contains forbidden prototype property';
 /** One request in flight: what every answer needs to know about it. */
 interface Exchange {
   readonly req: AdmissionRequest;
-  readonly res: AdmissionResponse;
+  readonly res: HttpResponse;
   /** The entry path, without the query (the API server adds ?timeout=10s). */
   readonly path: string;
   /** performance.now() when the request arrived. */
@@ -263,7 +263,7 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): Admiss
     });
   }
 
-  function handle(req: AdmissionRequest, res: AdmissionResponse): void {
+  function handle(req: AdmissionRequest, res: HttpResponse): void {
     const started = performance.now();
     // A stream the client reset before its request was dispatched (an HTTP/2 rapid reset) is
     // neither processed nor logged line by line.
@@ -352,13 +352,13 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): Admiss
 }
 
 /** Whether the client has already reset the HTTP/2 stream or closed the connection. */
-function isGone(req: AdmissionRequest, res: AdmissionResponse): boolean {
+function isGone(req: AdmissionRequest, res: HttpResponse): boolean {
   const stream = (res as Http2ServerResponse).stream as Http2ServerResponse['stream'] | undefined;
   if (stream !== undefined) return stream.destroyed || stream.closed;
   return req.socket.destroyed;
 }
 
-function notFound(req: AdmissionRequest, res: AdmissionResponse, path: string): void {
+function notFound(req: AdmissionRequest, res: HttpResponse, path: string): void {
   const wrongMethod = entryForPath(path) !== undefined;
   const payload = JSON.stringify({
     error: wrongMethod ? 'Method Not Allowed' : 'Not Found',
