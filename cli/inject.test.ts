@@ -14,6 +14,15 @@ const INPUTS = readdirSync(GOLDEN_DIR)
   .filter((name) => name.endsWith('.yaml'))
   .sort();
 
+/**
+ * The exit code a golden input promises: a `# exit: N` comment, else 1 when stderr has an error
+ * (a refusal) and 0 when it has none.
+ */
+function exitOf(name: string, stderr: string): number {
+  const promised = /^# exit: (\d+)$/m.exec(readFileSync(new URL(name, GOLDEN_DIR), 'utf8'))?.[1];
+  return promised === undefined ? (/^error: /m.test(stderr) ? 1 : 0) : Number(promised);
+}
+
 /** Extra arguments for a golden input, from a leading `# args: …` comment. */
 function argsOf(name: string): string[] {
   const args = /^# args: (.*)$/m.exec(readFileSync(new URL(name, GOLDEN_DIR), 'utf8'))?.[1];
@@ -43,6 +52,7 @@ describe('dfs-injector inject golden files (test/golden/inject; UPDATE_GOLDEN=1 
         'consumer-nfs-media.yaml',
         'role-none.yaml',
         'source-not-privileged.yaml',
+        'invalid-pod-shape.yaml',
       ]),
     );
   });
@@ -57,7 +67,7 @@ describe('dfs-injector inject golden files (test/golden/inject; UPDATE_GOLDEN=1 
       } else if (result.stderr !== '' || existsSync(stderrUrl)) {
         expectGolden(result.stderr, stderrUrl);
       }
-      expect(result.code).toBe(/^error: /m.test(result.stderr) ? 1 : 0);
+      expect(result.code).toBe(exitOf(name, result.stderr));
     });
   }
 
@@ -146,6 +156,27 @@ describe('dfs-injector inject', () => {
     expect(result.code).toBe(1);
     expect(result.out).toBe('');
     expect(result.err).toMatch(/^error: test\/golden\/inject\/source-not-privileged\.yaml document 1: Pod\/decypharr-test: source container "decypharr" must set securityContext\.privileged: true/m);
+  });
+
+  it('exits 3 for a pod of the wrong shape read from stdin, and still names a refused document beside it', async () => {
+    const refused = input('source-not-privileged.yaml');
+    const cronJob = [
+      'apiVersion: batch/v1',
+      'kind: CronJob',
+      'metadata: {name: cleaner}',
+      'spec:',
+      '  schedule: "@daily"',
+      '  jobTemplate: {spec: {template: {spec: {containers: [{name: clean, image: busybox}], volumes: {name: data}}}}}',
+      '',
+    ].join('\n');
+    const result = await inject(['-f', '-'], `${refused}---\n${cronJob}`);
+    expect(result.code).toBe(3);
+    expect(result.out).toBe('');
+    expect(result.err.split('\n')).toEqual([
+      expect.stringMatching(/^error: <stdin> document 1: Pod\/decypharr-test: source container "decypharr" must set securityContext.privileged: true/),
+      'error: <stdin> document 2: CronJob/cleaner /spec/jobTemplate/spec/template: spec.volumes must be an array, not an object',
+      '',
+    ]);
   });
 
   it('reports invalid YAML with the file and line, and no stack trace', async () => {

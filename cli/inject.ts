@@ -15,8 +15,9 @@ export const injectCommand = defineCommand({
     'Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs',
     'and Lists are injected according to their dfs-injector.io/role label; every other document is',
     'written back unchanged. Warnings go to stderr. If any document is refused, its errors go to',
-    'stderr, nothing is written to stdout and the exit code is 1; an input or config that cannot be',
-    'read gives exit code 3.',
+    'stderr, nothing is written to stdout and the exit code is 1. An input or config that cannot be',
+    'read, or a pod or pod template of the wrong shape (containers not a list, a volume without a',
+    'name: what the webhook answers with 400), gives exit code 3, naming the field and the rule.',
   ].join('\n'),
   options: {
     filename: { type: 'string', short: 'f', multiple: true, value: 'FILE|-', description: 'Manifest file to read; "-" reads stdin' },
@@ -43,6 +44,7 @@ export const injectCommand = defineCommand({
 
     const output: unknown[] = [];
     const errors: string[] = [];
+    let invalid = false;
     for (const file of files) {
       const source = file === '-' ? '<stdin>' : file;
       const docs = parseManifestInput(await readInput(file, io, '-f'), source);
@@ -51,13 +53,15 @@ export const injectCommand = defineCommand({
         const where = `${source} document ${index + 1}`;
         const result = injectDocument(doc, config, options);
         for (const warning of result.warnings) io.stderr.write(`warning: ${where}: ${warning}\n`);
-        errors.push(...result.errors.map((error) => `${where}: ${error}`));
+        errors.push(...[...result.invalid, ...result.errors].map((error) => `${where}: ${error}`));
+        invalid ||= result.invalid.length > 0;
         output.push(result.object);
       });
     }
     if (errors.length > 0) {
       io.stderr.write(errors.map((error) => `error: ${error}\n`).join(''));
-      return EXIT.failure;
+      // A pod of the wrong shape is an input that could not be used, as in `audit -f`.
+      return invalid ? EXIT.error : EXIT.failure;
     }
     io.stdout.write(formatManifests(output));
     return EXIT.ok;

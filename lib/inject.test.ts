@@ -45,6 +45,19 @@ describe('injectDocument', () => {
     expect((fine.object as any).items[1].spec.containers.at(-1).name).toBe('dfs-smbd');
   });
 
+  it('plans nothing in a document with a pod of the wrong shape, and names its field and rule', () => {
+    const good = loadPod('sonarr');
+    const bad = loadPod('sonarr');
+    bad.spec.containers = 'sonarr';
+    const list = { apiVersion: 'v1', kind: 'List', items: [good, bad] };
+    const result = injectDocument(list, defaultConfig);
+    expect(result.object).toBe(list);
+    expect(result.changed).toBe(false);
+    expect(result.decisions).toEqual([]);
+    expect(result.errors).toEqual([]);
+    expect(result.invalid).toEqual(['List/(unnamed) /items/1: spec.containers must be an array, not a string']);
+  });
+
   it('passes every other kind through as the same object', () => {
     const configMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x', labels: { 'dfs-injector.io/role': 'consumer' } }, data: { a: '1' } };
     const result = injectDocument(configMap, defaultConfig);

@@ -12,7 +12,8 @@ import { reviewAdmission } from '../../lib/admission.js';
 import { defaultConfig } from '../../lib/config.js';
 import type { EntryContext } from '../../lib/entry.js';
 import { isRecord } from '../../lib/k8s.js';
-import { findPods } from '../../lib/workloads.js';
+import { podErrors } from '../../lib/pod-shape.js';
+import { findPodSlots, findPods } from '../../lib/workloads.js';
 import { parseManifests } from '../../cli/manifests.js';
 import { admissionReviewFor } from '../support/fixtures.js';
 
@@ -66,8 +67,27 @@ describe('golden inject inputs through reviewAdmission in-process (the webhook p
         const warnings: string[] = [];
         const errors: string[] = [];
         const outPods = outputs === undefined ? undefined : findPods(outputs[index]);
+        const namespace = isRecord(doc) && isRecord(doc.metadata) ? doc.metadata.namespace : undefined;
+        // A pod of the wrong shape: the webhook answers 400 (the CLI exits 3 and writes nothing).
+        const invalid = findPodSlots(doc).filter(({ value }) => podErrors(value).length > 0);
+        for (const { value, prefix } of invalid) {
+          const result = reviewAdmission(admissionReviewFor(asPod(isRecord(value) ? value : {}, namespace)), entry, defaultConfig);
+          denied += 1;
+          if (result.kind === 'bad-request') {
+            // Not even a Pod with containers: the webhook's answer is generic, the CLI names the field.
+            expect(result.message, `${name} ${prefix}`).toMatch(/must be a Pod with spec.containers/);
+            errors.push(podErrors(value).join('; '));
+          } else {
+            expect(result.review.response.allowed, `${name} ${prefix}`).toBe(false);
+            expect(result.review.response.status?.code, `${name} ${prefix}`).toBe(400);
+            errors.push(result.review.response.status?.message ?? '');
+          }
+        }
+        if (invalid.length > 0) {
+          expect(errors.join('; '), `${name} document ${index + 1}: errors`).toBe(linesOf(stderr, 'error', name, index + 1).join('; '));
+          return; // the CLI plans no pod of a document it cannot read
+        }
         findPods(doc).forEach(({ pod, prefix }, i) => {
-          const namespace = isRecord(doc) && isRecord(doc.metadata) ? doc.metadata.namespace : undefined;
           const sent = asPod(pod, namespace);
           const result = reviewAdmission(admissionReviewFor(sent), entry, defaultConfig);
           if (result.kind !== 'response') throw new Error(`${name} ${prefix}: ${result.message}`);
