@@ -20,15 +20,17 @@ nlink0fs=$here/../../../shim/test/nlink0fs.c
 # BusyBox comes from Debian trixie, not from the host's bookworm: bookworm's busybox-static
 # (1:1.35.0-4+deb12u1+b1) is built without CONFIG_FEATURE_WGET_TIMEOUT, and its wget dies of
 # SIGSEGV whenever -T is given, even against a listener that answers (Debian enabled the option
-# in 1:1.36.1-5). apt-get reads trixie through a private configuration under the
-# cache (as test/vm/build-base.sh does), so the machine's own sources stay untouched.
+# in 1:1.36.1-5). apt-get reads trixie through a private configuration under the cache (as
+# test/vm/build-base.sh does), so the machine's own sources stay untouched.
 suite=trixie
 apt_dir=$cache/apt-$suite
-mkdir -p "$apt_dir"/{lists/partial,archives/partial,etc,cache}
-cat >"$apt_dir/etc/sources.list" <<SRC
+if [ "${DFS_NODE_CHECK_ONLY:-}" != 1 ]; then
+  mkdir -p "$apt_dir"/{lists/partial,archives/partial,etc,cache}
+  cat >"$apt_dir/etc/sources.list" <<SRC
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main
 SRC
-[ -f "$apt_dir/etc/status" ] || : >"$apt_dir/etc/status"
+  [ -f "$apt_dir/etc/status" ] || : >"$apt_dir/etc/status"
+fi
 apt_options=(-o "Dir::Etc::SourceList=$apt_dir/etc/sources.list" -o "Dir::Etc::SourceParts=-"
   -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::State::Status=$apt_dir/etc/status"
   -o "Dir::Cache=$apt_dir/cache" -o "Dir::Cache::Archives=$apt_dir/archives" -o "APT::Architecture=amd64")
@@ -36,7 +38,8 @@ apt_options=(-o "Dir::Etc::SourceList=$apt_dir/etc/sources.list" -o "Dir::Etc::S
 if [ "${DFS_NODE_CHECK_ONLY:-}" != 1 ] && [ -z "$(find "$apt_dir/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
   apt-get -q "${apt_options[@]}" -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root" update >&2
 fi
-busybox_version=$(apt-cache "${apt_options[@]}" policy busybox-static | awk '/Candidate:/ { print $2 }')
+busybox_version=
+[ -f "$apt_dir/etc/sources.list" ] && busybox_version=$(apt-cache "${apt_options[@]}" policy busybox-static | awk '/Candidate:/ { print $2 }')
 if [ -z "$busybox_version" ] || [ "$busybox_version" = "(none)" ]; then
   echo "build-images: no busybox-static in Debian $suite's package list under $apt_dir (run bash test/node/images/build-images.sh)" >&2
   exit "$([ "${DFS_NODE_CHECK_ONLY:-}" = 1 ] && echo 3 || echo 1)"
