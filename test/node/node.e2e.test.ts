@@ -128,14 +128,40 @@ describe.skipIf(!needs('a test node (QEMU VM with kubelet and containerd)', foun
       // From a pod: the ClusterIP of `web` (kube-proxy's rules in the VM) and of `kubernetes`.
       const svc = await node.cp.client.get('v1', 'Service', 'web', 'node-test');
       const clusterIP = (svc?.spec as { clusterIP?: string } | undefined)?.clusterIP ?? '';
-      const fromPod = await node.kubectl([
+      // The service proxy above dials the endpoint itself; the ClusterIP needs kube-proxy to have
+      // synced the new Service into its rules, which it does on its own schedule: retry until then.
+      // HTTP by hand over nc, so the status line is checked too.
+      const fromPod = await waitFor(
+        'the ClusterIP of web from a pod',
+        async () => {
+          const r = await node.kubectl([
+            'exec', '-n', 'node-test', 'toolbox', '--', 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${clusterIP} 80`,
+          ]);
+          return r.stdout.includes('served-by-web') ? r.stdout : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 1_000 },
+      ).catch(async (e: unknown) => {
+        // What kube-proxy programmed and what the pod sees, to tell a rule from a route problem.
+        const podIP = ((await node.cp.client.get('v1', 'Pod', 'web', 'node-test'))?.status as { podIP?: string } | undefined)?.podIP ?? '';
+        const inPod = await node.kubectl([
+          'exec', '-n', 'node-test', 'toolbox', '--', 'sh', '-c',
+          `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${podIP} 8080; echo "direct: $?"; ip route`,
+        ]);
+        const rules = await node.exec(`iptables-save -t nat | grep -e web -e KUBE-SERVICES -e POSTROUTING; conntrack -L 2>&1 | grep -e ${clusterIP} -e ${podIP}`);
+        throw new Error(
+          `${String(e)}\nfrom the pod (exit ${inPod.code}):\n${inPod.stdout}${inPod.stderr}\non the node:\n${rules.stdout}${rules.stderr}`,
+          { cause: e },
+        );
+      });
+      expect(fromPod).toMatch(/^HTTP\/1\.[01] 200 OK\r\n/);
+      expect(fromPod).toMatch(/\r\n\r\nserved-by-web\n$/);
+      // BusyBox's TLS cannot talk to the API server (ECDSA): plain HTTP to its TLS port gets
+      // Go's own answer, which proves the connection reached the API server.
+      const toApiServer = await node.kubectl([
         'exec', '-n', 'node-test', 'toolbox', '--', 'sh', '-c',
-        // BusyBox's TLS cannot talk to the API server (ECDSA): plain HTTP to its TLS port gets
-        // Go's own answer, which proves the connection reached the API server.
-        `wget -qO- http://${clusterIP}/; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.0.0.1 443`,
+        `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.0.0.1 443`,
       ]);
-      expect(fromPod.stdout).toContain('served-by-web\n');
-      expect(fromPod.stdout).toContain('Client sent an HTTP request to an HTTPS server.');
+      expect(toApiServer.stdout).toContain('Client sent an HTTP request to an HTTPS server.');
       // Cluster DNS: the Service's name resolves to its ClusterIP, from a pod and from a
       // hostNetwork pod with ClusterFirstWithHostNet (the mounter's setting).
       const lookup = await node.kubectl(['exec', '-n', 'node-test', 'toolbox', '--', 'nslookup', 'web.node-test.svc.cluster.local']);
