@@ -1,21 +1,14 @@
 import { isIP } from 'node:net';
-import { issueCertificateAuthority, issueServingCertificate } from './issue.js';
+import { issueCertificateAuthority, issueServingCertificate, type CertificateSubject } from './issue.js';
 
 // `certs generate`: its options, checked and named by flag, then the one issuer (certs/issue.ts).
 export { ipToBytes, serviceDnsNames } from './issue.js';
 
-export interface CertificateOptions {
-  readonly service: string;
-  readonly namespace: string;
-  /** Extra DNS subject alternative names, beyond the four in-cluster Service names. */
-  readonly dns?: readonly string[];
-  /** Extra IP subject alternative names (IPv4 or IPv6). */
-  readonly ips?: readonly string[];
+export interface CertificateOptions extends CertificateSubject {
   /** Lifetime of the serving certificate, in days. */
   readonly days?: number;
   /** Lifetime of the CA, in days; defaults to ten years, or `days` if that is longer. */
   readonly caDays?: number;
-  readonly keyBits?: number;
 }
 
 /** PEM strings. Keys are unencrypted PKCS#8. */

@@ -5,7 +5,7 @@ import forge from 'node-forge';
 /**
  * The one certificate issuer: a CA, and serving certificates signed by a CA, at a given instant.
  * `certs generate` (generate.ts) issues a fresh pair at the wall-clock time; the in-cluster
- * lifecycle (lifecycle.ts) signs renewals with the CA kept in the Secret; tests issue at an
+ * lifecycle (cert-sync.ts) signs renewals with the CA kept in the Secret; tests issue at an
  * injected time.
  */
 
@@ -15,17 +15,25 @@ export interface KeyPair {
   readonly key: string;
 }
 
-export interface IssueOptions {
+/**
+ * Whom the certificates are for: the webhook's Service and its namespace name the serving
+ * certificate, with any extra names. `certs generate`, the lifecycle and the issuer share it, so a
+ * new kind of name is added once.
+ */
+export interface CertificateSubject {
   readonly service: string;
   readonly namespace: string;
-  /** Extra DNS names for the serving certificate, beyond the in-cluster Service names. */
+  /** Extra DNS subject alternative names, beyond the four in-cluster Service names. */
   readonly dns?: readonly string[];
-  /** Extra IP addresses for the serving certificate. */
+  /** Extra IP subject alternative names (IPv4 or IPv6). */
   readonly ips?: readonly string[];
+  readonly keyBits?: number;
+}
+
+export interface IssueOptions extends CertificateSubject {
   readonly lifetimeMs: number;
   /** The issuing instant, ms since the epoch. */
   readonly now: number;
-  readonly keyBits?: number;
   /**
    * The CA's commonName ends with the issuing time (default true), which tells two generations
    * apart when both sit in a caBundle during a rotation; `certs generate` makes a single CA.
