@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
+import type { EntryContext } from '../lib/entry.js';
 
 export type AdmissionRequest = IncomingMessage | Http2ServerRequest;
 export type HttpResponse = ServerResponse | Http2ServerResponse;
@@ -11,6 +12,7 @@ export interface Exchange {
   readonly res: HttpResponse;
   /** The entry path, without the query (the API server adds ?timeout=10s). */
   readonly path: string;
+  readonly entry: EntryContext;
   /** performance.now() when the request arrived. */
   readonly started: number;
   /** Body bytes held for this request, counted in the handler's buffered total. */

@@ -62,7 +62,7 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): Admiss
   const sweep = exchanges.sweepLate(limits.requestTimeoutMs, (x) => replies.timedOut(x));
 
   /** The request as an Exchange counted in flight, or undefined once it has been answered. */
-  function admit(req: AdmissionRequest, res: HttpResponse, started: number): { x: Exchange; entry: EntryContext } | undefined {
+  function admit(req: AdmissionRequest, res: HttpResponse, started: number): Exchange | undefined {
     // A stream the client reset before its request was dispatched (an HTTP/2 rapid reset) is
     // neither processed nor logged line by line.
     if (isGone(req, res)) {
@@ -75,16 +75,16 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): Admiss
       notFound(req, res, path);
       return undefined;
     }
-    const x: Exchange = { req, res, path, started, buffered: 0, done: false };
+    const x: Exchange = { req, res, path, entry, started, buffered: 0, done: false };
     if (exchanges.size >= limits.maxInFlight) {
       replies.overloaded(x, 'too-many-requests', `dfs-injector is answering ${limits.maxInFlight} requests already, its limit; retry shortly`);
       return undefined;
     }
     exchanges.add(x);
-    return { x, entry };
+    return x;
   }
 
-  function answer(x: Exchange, entry: EntryContext, text: string): void {
+  function answer(x: Exchange, text: string): void {
     const parsed = parseBody(text);
     if ('rejected' in parsed) {
       replies.reject(x, 400, parsed.rejected.reason, parsed.rejected.message);
@@ -93,7 +93,7 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): Admiss
     let result: ReviewResult;
     let payload: string;
     try {
-      result = review(parsed.body, entry, getConfig());
+      result = review(parsed.body, x.entry, getConfig());
       if (result.kind === 'bad-request') {
         replies.reject(x, 400, 'invalid-review', result.message);
         return;
@@ -108,12 +108,11 @@ export function createAdmissionHandler(options: AdmissionHandlerOptions): Admiss
   }
 
   function handle(req: AdmissionRequest, res: HttpResponse): void {
-    const admitted = admit(req, res, performance.now());
-    if (admitted === undefined) return;
-    const { x, entry } = admitted;
+    const x = admit(req, res, performance.now());
+    if (x === undefined) return;
     const declaredLength = admitBodyHeaders(x, limits.bodyLimit, replies);
     if (declaredLength === false) return;
-    readBody(x, declaredLength, limits, exchanges, replies, (text) => answer(x, entry, text));
+    readBody(x, declaredLength, limits, exchanges, replies, (text) => answer(x, text));
   }
 
   return {
