@@ -104,7 +104,7 @@ describe('the lifecycle behind serve()', () => {
   it('swaps a renewed certificate into the running server, and reports into its /readyz and /metrics', async () => {
     // Start in the past, so that the renewal happens at the real time a TLS client checks against.
     let clock = Date.now() - 2.1 * DAY;
-    const store = new KubeCertStore(api.kubeConfig(), { namespace: NS, secretName: 'dfs-injector-tls', webhookConfigName: 'dfs-injector' });
+    const store = new KubeCertStore(api.endpoint(), { namespace: NS, secretName: 'dfs-injector-tls', webhookConfigName: 'dfs-injector' });
     const lifecycle: CertLifecycle = startCertLifecycle({
       store,
       tlsDir: dir,

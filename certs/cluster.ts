@@ -1,6 +1,7 @@
 import { basename, dirname, resolve } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
+import type { KubeEndpoint } from './kube-api.js';
+import { KubeCredentialsError, loadKubeEndpoint } from './kube-credentials.js';
 import { KubeCertStore } from './kube-store.js';
 import { startCertLifecycle, type CertLifecycle, type CertLogger } from './lifecycle.js';
 
@@ -45,19 +46,15 @@ export async function startClusterCertificates(options: ClusterCertificateOption
       `--tls-cert (${options.tlsCertPath}) and --tls-key (${options.tlsKeyPath}) must be in the same directory with --tls-secret: the pair is swapped there as one unit`,
     );
   }
-  const kc = new KubeConfig();
+  let endpoint: KubeEndpoint;
   try {
-    if (options.kubeconfig === undefined) kc.loadFromDefault();
-    else kc.loadFromFile(options.kubeconfig);
+    endpoint = await loadKubeEndpoint(options.kubeconfig === undefined ? {} : { kubeconfig: options.kubeconfig });
   } catch (error) {
-    const source = options.kubeconfig === undefined ? 'the default kubeconfig or in-cluster config' : `--kubeconfig ${options.kubeconfig}`;
-    throw new ClusterCertificateError(`cannot load ${source}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  if (kc.getCurrentCluster() === null) {
-    throw new ClusterCertificateError('no Kubernetes cluster configured: pass --kubeconfig FILE, set KUBECONFIG, or run in a pod');
+    if (error instanceof KubeCredentialsError) throw new ClusterCertificateError(error.message);
+    throw error;
   }
   const service = options.service ?? 'dfs-injector';
-  const store = new KubeCertStore(kc, {
+  const store = new KubeCertStore(endpoint, {
     namespace: options.namespace,
     secretName: options.secretName,
     webhookConfigName: options.webhookConfigName,

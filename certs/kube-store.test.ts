@@ -19,7 +19,7 @@ let store: KubeCertStore;
 
 beforeEach(async () => {
   api = await startFakeApiServer();
-  store = new KubeCertStore(api.kubeConfig(), { namespace: NS, secretName: SECRET, webhookConfigName: CONFIG });
+  store = new KubeCertStore(api.endpoint(), { namespace: NS, secretName: SECRET, webhookConfigName: CONFIG });
 });
 
 afterEach(async () => {
@@ -106,7 +106,7 @@ describe('KubeCertStore Secret', () => {
   });
 
   it('gives up on a request that hangs', async () => {
-    const slow = new KubeCertStore(api.kubeConfig(), {
+    const slow = new KubeCertStore(api.endpoint(), {
       namespace: NS,
       secretName: SECRET,
       webhookConfigName: CONFIG,

@@ -1,14 +1,4 @@
-import {
-  AdmissionregistrationV1Api,
-  ApiException,
-  CoreV1Api,
-  DiscoveryV1Api,
-  Observable,
-  type ConfigurationOptions,
-  type KubeConfig,
-  type ObservableMiddleware,
-  type V1Secret,
-} from '@kubernetes/client-node';
+import { KubeApiError, kubeApi, type KubeApi, type KubeEndpoint } from './kube-api.js';
 import type { EndpointSource, ServingEndpoint } from './endpoints.js';
 import type { CertStore, SecretData, StoredSecret, WebhookCaBundles, Written } from './store.js';
 
@@ -43,6 +33,7 @@ type JsonPatchOperation =
   | { op: 'test' | 'replace' | 'add'; path: string; value: unknown }
   | { op: 'remove'; path: string };
 
+const JSON_PATCH = 'application/json-patch+json';
 const DEFAULT_FIELD_MANAGER = 'dfs-injector';
 const DEFAULT_TIMEOUT_MS = 30_000;
 const SECRET_LABELS = { 'app.kubernetes.io/name': 'dfs-injector', 'app.kubernetes.io/component': 'webhook-tls' };
@@ -62,22 +53,41 @@ const SECRET_LABELS = { 'app.kubernetes.io/name': 'dfs-injector', 'app.kubernete
  * RFC 6902 cannot `test` that a member is absent, so when an entry has no caBundle yet the patch
  * also pins the object's resourceVersion: that only happens at first install.
  */
+/** The parts of the API objects read here; everything else in them is ignored. */
+interface SecretObject {
+  readonly metadata?: { readonly resourceVersion?: string };
+  readonly data?: Record<string, string>;
+}
+
+interface WebhookConfigurationObject {
+  readonly metadata?: { readonly resourceVersion?: string };
+  readonly webhooks?: readonly { readonly name: string; readonly clientConfig?: { readonly caBundle?: string } }[];
+}
+
+interface EndpointSliceList {
+  readonly items?: readonly {
+    readonly addressType?: string;
+    readonly ports?: readonly { readonly name?: string; readonly port?: number }[];
+    readonly endpoints?: readonly {
+      readonly addresses?: readonly string[];
+      readonly conditions?: { readonly ready?: boolean; readonly serving?: boolean };
+      readonly targetRef?: { readonly kind?: string; readonly name?: string };
+    }[];
+  }[];
+}
+
 export class KubeCertStore implements CertStore, EndpointSource {
-  private readonly core: CoreV1Api;
-  private readonly discovery: DiscoveryV1Api;
+  private readonly api: KubeApi;
   private readonly service: string;
   private readonly servicePortName: string;
-  private readonly admission: AdmissionregistrationV1Api;
   private readonly namespace: string;
   private readonly secretName: string;
   private readonly webhookConfigName: string;
   private readonly fieldManager: string;
   private readonly timeoutMs: number;
 
-  constructor(kc: KubeConfig, options: KubeCertStoreOptions) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
-    this.discovery = kc.makeApiClient(DiscoveryV1Api);
+  constructor(endpoint: KubeEndpoint, options: KubeCertStoreOptions) {
+    this.api = kubeApi(endpoint);
     this.service = options.service ?? 'dfs-injector';
     this.servicePortName = options.servicePortName ?? 'https';
     this.namespace = options.namespace;
@@ -87,10 +97,15 @@ export class KubeCertStore implements CertStore, EndpointSource {
     this.timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
+  /** Closes the connections kept open to the API server. */
+  close(): void {
+    this.api.close();
+  }
+
   async readSecret(): Promise<StoredSecret | undefined> {
-    let secret: V1Secret;
+    let secret: SecretObject;
     try {
-      secret = await this.core.readNamespacedSecret({ name: this.secretName, namespace: this.namespace }, this.options());
+      secret = await this.api.call<SecretObject>({ method: 'GET', path: this.secretPath(this.secretName), timeoutMs: this.timeoutMs });
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
       throw this.failure(`read Secret ${this.secretRef()}`, error);
@@ -99,7 +114,7 @@ export class KubeCertStore implements CertStore, EndpointSource {
   }
 
   async createSecret(data: SecretData): Promise<Written | 'conflict'> {
-    const body: V1Secret = {
+    const body = {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: this.secretName, namespace: this.namespace, labels: { ...SECRET_LABELS } },
@@ -107,10 +122,12 @@ export class KubeCertStore implements CertStore, EndpointSource {
       data: encodeData(data),
     };
     try {
-      const created = await this.core.createNamespacedSecret(
-        { namespace: this.namespace, body, fieldManager: this.fieldManager },
-        this.options(),
-      );
+      const created = await this.api.call<SecretObject>({
+        method: 'POST',
+        path: `${this.secretPath()}?${this.managerQuery()}`,
+        body,
+        timeoutMs: this.timeoutMs,
+      });
       return { resourceVersion: created.metadata?.resourceVersion ?? '' };
     } catch (error) {
       if (statusOf(error) === 409) return 'conflict';
@@ -126,10 +143,13 @@ export class KubeCertStore implements CertStore, EndpointSource {
       { op: 'add', path: '/data', value: encodeData(data) },
     ];
     try {
-      const updated = await this.core.patchNamespacedSecret(
-        { name: this.secretName, namespace: this.namespace, body: patch, fieldManager: this.fieldManager },
-        this.options(),
-      );
+      const updated = await this.api.call<SecretObject>({
+        method: 'PATCH',
+        path: `${this.secretPath(this.secretName)}?${this.managerQuery()}`,
+        body: patch,
+        contentType: JSON_PATCH,
+        timeoutMs: this.timeoutMs,
+      });
       return { resourceVersion: updated.metadata?.resourceVersion ?? '' };
     } catch (error) {
       const status = statusOf(error);
@@ -141,11 +161,11 @@ export class KubeCertStore implements CertStore, EndpointSource {
 
   async readWebhookCaBundles(): Promise<WebhookCaBundles> {
     try {
-      const config = await this.admission.readMutatingWebhookConfiguration({ name: this.webhookConfigName }, this.options());
+      const config = await this.api.call<WebhookConfigurationObject>({ method: 'GET', path: this.webhookConfigPath(), timeoutMs: this.timeoutMs });
       return {
         webhooks: (config.webhooks ?? []).map((webhook) => ({
           name: webhook.name,
-          caBundle: webhook.clientConfig.caBundle === undefined ? undefined : fromBase64(webhook.clientConfig.caBundle),
+          caBundle: webhook.clientConfig?.caBundle === undefined ? undefined : fromBase64(webhook.clientConfig.caBundle),
         })),
         resourceVersion: config.metadata?.resourceVersion ?? '',
       };
@@ -174,10 +194,13 @@ export class KubeCertStore implements CertStore, EndpointSource {
     });
     if (expected.webhooks.length === 0) return 'patched';
     try {
-      await this.admission.patchMutatingWebhookConfiguration(
-        { name: this.webhookConfigName, body: patch, fieldManager: this.fieldManager },
-        this.options(),
-      );
+      await this.api.call({
+        method: 'PATCH',
+        path: `${this.webhookConfigPath()}?${this.managerQuery()}`,
+        body: patch,
+        contentType: JSON_PATCH,
+        timeoutMs: this.timeoutMs,
+      });
       return 'patched';
     } catch (error) {
       const status = statusOf(error);
@@ -193,27 +216,29 @@ export class KubeCertStore implements CertStore, EndpointSource {
    * they still answer requests on connections already open.
    */
   async readyEndpoints(): Promise<readonly ServingEndpoint[]> {
-    let slices;
+    let slices: EndpointSliceList;
     try {
-      slices = await this.discovery.listNamespacedEndpointSlice(
-        { namespace: this.namespace, labelSelector: `kubernetes.io/service-name=${this.service}` },
-        this.options(),
-      );
+      const selector = encodeURIComponent(`kubernetes.io/service-name=${this.service}`);
+      slices = await this.api.call<EndpointSliceList>({
+        method: 'GET',
+        path: `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(this.namespace)}/endpointslices?labelSelector=${selector}`,
+        timeoutMs: this.timeoutMs,
+      });
     } catch (error) {
       throw this.failure(`list the EndpointSlices of Service ${this.namespace}/${this.service}`, error);
     }
     const endpoints: ServingEndpoint[] = [];
     const seen = new Set<string>();
-    for (const slice of slices.items) {
+    for (const slice of slices.items ?? []) {
       if (slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6') continue;
       const ports = slice.ports ?? [];
       const port = (ports.length === 1 ? ports[0] : ports.find((p) => p.name === this.servicePortName))?.port;
       if (port === undefined) continue;
-      for (const endpoint of slice.endpoints) {
+      for (const endpoint of slice.endpoints ?? []) {
         const conditions = endpoint.conditions ?? {};
         // Unset means ready (the EndpointSlice API's rule); a terminating endpoint still serving counts.
         if (conditions.ready === false && conditions.serving !== true) continue;
-        const address = endpoint.addresses[0];
+        const address = endpoint.addresses?.[0];
         if (address === undefined || seen.has(`${address}:${port}`)) continue;
         seen.add(`${address}:${port}`);
         const pod = endpoint.targetRef?.kind === 'Pod' ? endpoint.targetRef.name : undefined;
@@ -227,17 +252,17 @@ export class KubeCertStore implements CertStore, EndpointSource {
     return `${this.namespace}/${this.secretName}`;
   }
 
-  private options(): ConfigurationOptions<ObservableMiddleware> {
-    const timeoutMs = this.timeoutMs;
-    // client-node sets no timeout of its own: a request that hangs would stall the lifecycle.
-    const timeout: ObservableMiddleware = {
-      pre: (context) => {
-        context.setSignal(AbortSignal.timeout(timeoutMs));
-        return new Observable(Promise.resolve(context));
-      },
-      post: (context) => new Observable(Promise.resolve(context)),
-    };
-    return { middleware: [timeout], middlewareMergeStrategy: 'append' };
+  private secretPath(name?: string): string {
+    const collection = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/secrets`;
+    return name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`;
+  }
+
+  private webhookConfigPath(): string {
+    return `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${encodeURIComponent(this.webhookConfigName)}`;
+  }
+
+  private managerQuery(): string {
+    return `fieldManager=${encodeURIComponent(this.fieldManager)}`;
   }
 
   private failure(what: string, error: unknown): CertStoreError {
@@ -255,23 +280,12 @@ export class KubeCertStore implements CertStore, EndpointSource {
 }
 
 function statusOf(error: unknown): number | undefined {
-  return error instanceof ApiException ? (error as ApiException<unknown>).code : undefined;
+  return error instanceof KubeApiError ? error.status : undefined;
 }
 
 /** The `message` of the Status object the API server sent, when there is one. */
 function statusMessage(error: unknown): string | undefined {
-  if (!(error instanceof ApiException)) return undefined;
-  const raw: unknown = (error as ApiException<unknown>).body;
-  let body = raw;
-  if (typeof raw === 'string') {
-    try {
-      body = JSON.parse(raw) as unknown;
-    } catch {
-      return raw.slice(0, 200) || undefined;
-    }
-  }
-  if (typeof body === 'object' && body !== null && 'message' in body && typeof body.message === 'string') return body.message;
-  return undefined;
+  return error instanceof KubeApiError ? error.detail : undefined;
 }
 
 function encodeData(data: SecretData): Record<string, string> {

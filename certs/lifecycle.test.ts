@@ -62,7 +62,7 @@ afterEach(async () => {
 async function replica(extra: Partial<CertLifecycleOptions> = {}): Promise<{ lifecycle: CertLifecycle; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'dfs-tls-'));
   dirs.push(dir);
-  const store = new KubeCertStore(api.kubeConfig(), { namespace: NS, secretName: SECRET, webhookConfigName: CONFIG });
+  const store = new KubeCertStore(api.endpoint(), { namespace: NS, secretName: SECRET, webhookConfigName: CONFIG });
   const lifecycle = startCertLifecycle({
     store,
     tlsDir: dir,

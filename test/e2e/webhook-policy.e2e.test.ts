@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeEndpoint } from '../../certs/kube-api.js';
+import { loadKubeEndpoint } from '../../certs/kube-credentials.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { confirmServedBy, tlsCertificateFetcher } from '../../certs/endpoints.js';
 import { issueCertificateAuthority, issueServingCertificate } from '../../certs/issue.js';
@@ -104,13 +105,11 @@ describe.skipIf(!available)('the webhook may change only caBundle (ValidatingAdm
   });
 
   /** The kubeconfig the webhook pod would have: the dfs-injector ServiceAccount's token. */
-  async function serviceAccountConfig(): Promise<KubeConfig> {
+  async function serviceAccountConfig(): Promise<KubeEndpoint> {
     const { client, server, credentials, dir } = plane();
     const path = join(dir, 'dfs-injector-sa.kubeconfig');
     await writeServiceAccountKubeconfig(client, { server, caPem: credentials.caPem }, { namespace: 'dfs-system', name: 'dfs-injector', path });
-    const kc = new KubeConfig();
-    kc.loadFromFile(path);
-    return kc;
+    return loadKubeEndpoint({ kubeconfig: path });
   }
 
   it('reads the ready endpoints of the webhook Service from EndpointSlices as the ServiceAccount, and finds the one serving the old CA', async () => {

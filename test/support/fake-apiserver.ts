@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { KubeEndpoint } from '../../certs/kube-api.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -74,6 +75,8 @@ export interface FakeApiServer {
   readonly url: string;
   /** A KubeConfig whose current context points at this server. */
   kubeConfig(): KubeConfig;
+  /** The same server for the certificate lifecycle's own client (certs/kube-api.ts). */
+  endpoint(): KubeEndpoint;
   /** A deep copy of the stored object, or undefined. */
   get<T extends KubeObject = KubeObject>(path: string): T | undefined;
   /** Stores (or overwrites) an object at `path`, as another client would; returns the stored copy. */
@@ -272,6 +275,7 @@ export async function startFakeApiServer(): Promise<FakeApiServer> {
       });
       return kc;
     },
+    endpoint: () => ({ server: url, headers: () => Promise.resolve({}) }),
     get<T extends KubeObject = KubeObject>(path: string): T | undefined {
       const object = objects.get(path);
       return object === undefined ? undefined : (copy(object) as T);
