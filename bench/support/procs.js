@@ -68,12 +68,12 @@ export async function stop(child, { signal = 'SIGTERM', timeoutMs = 5000 } = {})
  * Runs a command to completion, bounded in time; stdout/stderr are captured unless redirected.
  * @param {string} command
  * @param {string[]} args
- * @param {{ timeoutMs: number, stdout?: 'pipe' | number, cwd?: string }} options
+ * @param {{ timeoutMs: number, stdout?: 'pipe' | number, cwd?: string, env?: NodeJS.ProcessEnv }} options
  * @returns {Promise<{ code: number | null, signal: string | null, stdout: string, stderr: string, ms: number }>}
  */
-export async function run(command, args, { timeoutMs, stdout = 'pipe', cwd }) {
+export async function run(command, args, { timeoutMs, stdout = 'pipe', cwd, env }) {
   const t0 = performance.now();
-  const child = start(command, args, { stdio: ['ignore', stdout, 'pipe'], ...(cwd === undefined ? {} : { cwd }) });
+  const child = start(command, args, { stdio: ['ignore', stdout, 'pipe'], ...(cwd === undefined ? {} : { cwd }), ...(env === undefined ? {} : { env }) });
   let out = '';
   let err = '';
   child.stdout?.setEncoding('utf8').on('data', (d) => (out += d));

@@ -10,6 +10,17 @@ import { start } from './procs.js';
 
 export const HOST = '127.0.0.1';
 
+/**
+ * The Node.js binary and environment the servers run with: by default this process's; the
+ * benchmark sets the image's (its Node.js major and its ENV lines, bench/support/deployed.js).
+ * @type {{ node: string, env: NodeJS.ProcessEnv }}
+ */
+const runtime = { node: process.execPath, env: process.env };
+export function setServerRuntime(node, env) {
+  runtime.node = node;
+  runtime.env = env;
+}
+
 /** A port free right now on 127.0.0.1 (the kernel picks it; the window before reuse is tiny). */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -43,7 +54,7 @@ export function startWebhook(o) {
       '--metrics-port', String(o.metricsPort),
       ...(o.extraArgs ?? []),
     ];
-    return start(process.execPath, args, { stdio: ['ignore', log, log] });
+    return start(runtime.node, args, { stdio: ['ignore', log, log], env: runtime.env });
   } finally {
     closeSync(log);
   }
@@ -56,7 +67,7 @@ export function startBare(o) {
   const log = openSync(o.logFile, 'a');
   try {
     const args = [o.script, '--cert', o.certs.cert, '--key', o.certs.key, '--response', o.response, '--port', String(o.port)];
-    return start(process.execPath, args, { stdio: ['ignore', log, log] });
+    return start(runtime.node, args, { stdio: ['ignore', log, log], env: runtime.env });
   } finally {
     closeSync(log);
   }
