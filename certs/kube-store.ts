@@ -231,8 +231,7 @@ export class KubeCertStore implements CertStore, EndpointSource {
     const seen = new Set<string>();
     for (const slice of slices.items ?? []) {
       if (slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6') continue;
-      const ports = slice.ports ?? [];
-      const port = (ports.length === 1 ? ports[0] : ports.find((p) => p.name === this.servicePortName))?.port;
+      const port = servicePort(slice.ports ?? [], this.servicePortName);
       if (port === undefined) continue;
       for (const endpoint of slice.endpoints ?? []) {
         const conditions = endpoint.conditions ?? {};
@@ -277,6 +276,11 @@ export class KubeCertStore implements CertStore, EndpointSource {
       cause: error,
     });
   }
+}
+
+/** A Service with one port needs no name for it; with several, the webhook's is the named one. */
+function servicePort(ports: readonly { readonly name?: string; readonly port?: number }[], name: string): number | undefined {
+  return (ports.length === 1 ? ports[0] : ports.find((p) => p.name === name))?.port;
 }
 
 function statusOf(error: unknown): number | undefined {
