@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { KubeEndpoint } from '../../certs/kube-api.js';
@@ -178,4 +179,42 @@ describe.skipIf(!available)('the webhook may change only caBundle (ValidatingAdm
     await client.delete('discovery.k8s.io/v1', 'EndpointSlice', 'dfs-injector-def', 'dfs-system');
     expect((await confirmServedBy(newCa.cert, store, fetcher, 5000)).confirmed).toBe(true);
   }, 120_000);
+
+  it('in a pod: the ServiceAccount token and CA files and the kubelet-set environment reach the API server', async () => {
+    const { client, credentials, dir, ports } = plane();
+    await waitFor('ServiceAccount dfs-injector', () => client.get('v1', 'ServiceAccount', 'dfs-injector', 'dfs-system'));
+    // What the kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount.
+    const saDir = join(dir, 'serviceaccount');
+    await mkdir(saDir, { recursive: true });
+    const kubeconfig = await writeServiceAccountKubeconfig(client, { server: plane().server, caPem: credentials.caPem }, {
+      namespace: 'dfs-system',
+      name: 'dfs-injector',
+      path: join(dir, 'in-pod.kubeconfig'),
+    });
+    const token = (JSON.parse(await readFile(kubeconfig, 'utf8')) as { users: { user: { token: string } }[] }).users[0]!.user.token;
+    await writeFile(join(saDir, 'token'), token);
+    await writeFile(join(saDir, 'ca.crt'), credentials.caPem);
+    const endpoint = await loadKubeEndpoint({
+      env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(ports.apiserver) },
+      home: join(dir, 'no-home'),
+      serviceAccountDir: saDir,
+    });
+    const store = new KubeCertStore(endpoint, { namespace: 'dfs-system', secretName: 'dfs-injector-tls', webhookConfigName: 'dfs-injector' });
+    const elsewhere = new KubeCertStore(endpoint, { namespace: 'dfs-system', secretName: 'not-ours', webhookConfigName: 'dfs-injector' });
+    await client.delete('v1', 'Secret', 'dfs-injector-tls', 'dfs-system');
+    try {
+      // The Role grants one Secret by name: the API server's refusal comes back with the hint.
+      const refused = await elsewhere.readSecret().catch((error: unknown) => error);
+      expect(refused).toMatchObject({ status: 403, message: expect.stringContaining('check the RBAC rules') });
+      await expect(store.readSecret()).resolves.toBeUndefined();
+      const created = await store.createSecret({ 'tls.crt': 'a', 'tls.key': 'b' });
+      expect(created).not.toBe('conflict');
+      expect((await store.readSecret())?.data).toEqual({ 'tls.crt': 'a', 'tls.key': 'b' });
+      expect((await store.readWebhookCaBundles()).webhooks.length).toBeGreaterThan(0);
+    } finally {
+      store.close();
+      elsewhere.close();
+      await client.delete('v1', 'Secret', 'dfs-injector-tls', 'dfs-system');
+    }
+  }, 60_000);
 });
