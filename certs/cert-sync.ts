@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeAtomicDir } from './atomic-dir.js';
 import { confirmServedBy, tlsCertificateFetcher, type CertificateFetcher, type Confirmation, type EndpointSource } from './endpoints.js';
-import { issueCertificateAuthority, issueServingCertificate, type CertificateSubject, type IssueOptions, type KeyPair } from './issue.js';
+import type * as Issue from './issue.js';
+import type { CertificateSubject, IssueOptions, KeyPair } from './issue.js';
 import { sameCertificates } from './pem.js';
 import { nextRotationTime, planRotation, validity, type RotationPolicy, type RotationStep } from './rotation.js';
 import type { CertStore } from './store.js';
@@ -246,7 +247,7 @@ export class CertSync {
         return { ...state, tlsCert: leaf.cert, tlsKey: leaf.key };
       }
       case 'begin-ca-rotation': {
-        const next = await issueCertificateAuthority({ ...this.issue, lifetimeMs: this.caLifetimeMs, now });
+        const next = await (await issuer()).issueCertificateAuthority({ ...this.issue, lifetimeMs: this.caLifetimeMs, now });
         return { ...serving(state), phase: 'publishing', nextCaCert: next.cert, nextCaKey: next.key, since: now };
       }
       case 'switch-ca': {
@@ -262,13 +263,13 @@ export class CertSync {
 
   private async freshState(): Promise<CertState> {
     const now = this.now();
-    const ca = await issueCertificateAuthority({ ...this.issue, lifetimeMs: this.caLifetimeMs, now });
+    const ca = await (await issuer()).issueCertificateAuthority({ ...this.issue, lifetimeMs: this.caLifetimeMs, now });
     const leaf = await this.leaf(ca, now);
     return { phase: 'steady', caCert: ca.cert, caKey: ca.key, tlsCert: leaf.cert, tlsKey: leaf.key };
   }
 
-  private leaf(ca: KeyPair, now: number): Promise<KeyPair> {
-    return issueServingCertificate(ca, { ...this.issue, lifetimeMs: this.leafLifetimeMs, now });
+  private async leaf(ca: KeyPair, now: number): Promise<KeyPair> {
+    return (await issuer()).issueServingCertificate(ca, { ...this.issue, lifetimeMs: this.leafLifetimeMs, now });
   }
 
   private async writeFiles(state: CertState, bundle: string): Promise<void> {
@@ -310,4 +311,12 @@ export function describeWaiting(confirmation: Confirmation): string {
   const first = confirmation.pending[0];
   const which = first === undefined ? '' : `; ${first.endpoint} ${first.reason}`;
   return `${confirmation.pending.length} of ${confirmation.endpoints} ready endpoints not confirmed to present a certificate of the new CA${which}`;
+}
+
+/**
+ * Issuing (node-forge) is loaded when a certificate is first made, not at start: a replica that
+ * starts with a valid Secret, as every one but the first does, never loads it.
+ */
+function issuer(): Promise<typeof Issue> {
+  return import('./issue.js');
 }

@@ -90,7 +90,7 @@ const MIB = 1024 * 1024;
 const DEFAULT_BODY_LIMIT = 4 * MIB;
 // A replica answers a review in well under a millisecond: 256 unanswered requests means a
 // flood or slow clients, not load. The bodies they hold are bounded separately, so 256 × 4 MiB
-// is never reached: 32 MiB of bodies (plus parsing) stays well inside the 256 MiB memory limit
+// is never reached: 32 MiB of bodies (plus parsing) stays well inside the 320 MiB memory limit
 // of manifests/base.
 const DEFAULT_MAX_IN_FLIGHT = 256;
 const DEFAULT_MAX_BUFFERED_BYTES = 32 * MIB;

@@ -154,9 +154,11 @@ export async function imageServerRuntime(o) {
   if (node === undefined) {
     throw new Error(`no Node.js ${image.major} (the image's) in the tools cache: bash test/tools/install-node.sh ${image.major}.X.Y, or pass --node PATH`);
   }
-  const env = { ...process.env, ...image.env };
+  // The image's environment only: not this shell's Node options or kubeconfig.
+  const env = { ...process.env };
   delete env.NODE_OPTIONS;
   delete env.KUBECONFIG;
+  Object.assign(env, image.env);
   if (image.env.NODE_COMPILE_CACHE !== undefined) env.NODE_COMPILE_CACHE = await warmCompileCache(node.path, o.cli, join(o.dir, 'compile-cache'), env);
   return { node, env, imageEnv: image.env };
 }
