@@ -203,7 +203,7 @@ export function createLogger(level: string): FastifyBaseLogger {
 async function listen(server: WebhookServer, which: 'admission' | 'probes', port: number, host: string): Promise<number> {
   try {
     if (which === 'admission') await server.admission.listen({ port, host });
-    else await server.probes.listen({ port, host, listenTextResolver: () => 'probes server listening' });
+    else await server.probes.listen({ port, host });
   } catch (error) {
     await server.close();
     const code = (error as NodeJS.ErrnoException).code;

@@ -1,6 +1,6 @@
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { Server as NetServer } from 'node:net';
-import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger } from 'fastify';
 import { pino, type LoggerOptions } from 'pino';
 import { reviewAdmission } from '../lib/admission.js';
 import type { Config } from '../lib/config.js';
@@ -8,6 +8,7 @@ import { createAdmissionHandler, type AdmissionLimits, type ReviewFunction } fro
 import { trackConnections } from './connections.js';
 import { createLogLimiter } from './log-limiter.js';
 import { createMetrics, type WebhookMetrics } from './metrics.js';
+import { createProbeServer, type ProbeServer } from './probes.js';
 import { TlsPairError, validateTlsPair, validityProblem, type TlsPair, type TlsPairInfo } from './tls-pair.js';
 
 export type { ReviewFunction } from './admission-handler.js';
@@ -70,7 +71,7 @@ export interface WebhookServer {
   /** HTTPS, HTTP/2 with HTTP/1.1 fallback via ALPN. Not listening yet. */
   readonly admission: AdmissionServer;
   /** Plain HTTP: /healthz, /readyz, /metrics. Not listening yet. */
-  readonly probes: FastifyInstance;
+  readonly probes: ProbeServer;
   readonly metrics: WebhookMetrics;
   readonly logger: FastifyBaseLogger;
   /** Validates a new pair and serves it to new connections; throws TlsPairError if unusable. */
@@ -220,7 +221,10 @@ export function buildServer(options: ServerOptions): WebhookServer {
     return Object.keys(notes).length === 0 ? { ready, checks } : { ready, checks, notes };
   }
 
-  const probes = buildProbes(logger, metrics, readiness);
+  const probes = createProbeServer(logger, {
+    readiness,
+    metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
+  });
 
   let closing: Promise<void> | undefined;
   let shutdownRun: Promise<void> | undefined;
@@ -301,27 +305,6 @@ export function buildServer(options: ServerOptions): WebhookServer {
     shutdown,
     close,
   };
-}
-
-function buildProbes(
-  logger: FastifyBaseLogger,
-  metrics: WebhookMetrics,
-  readiness: () => Promise<ReadinessReport>,
-): FastifyInstance {
-  const probes = fastify({
-    loggerInstance: logger,
-    logController: new LogController({ disableRequestLogging: true }),
-  }) as unknown as FastifyInstance;
-  probes.get('/healthz', async (_request, reply) => reply.type('text/plain; charset=utf-8').send('ok\n'));
-  probes.get('/readyz', async (_request, reply) => {
-    const report = await readiness();
-    return reply.code(report.ready ? 200 : 503).send(report);
-  });
-  probes.get('/metrics', async (_request, reply) => {
-    const text = await metrics.registry.metrics();
-    return reply.type(metrics.registry.contentType).send(text);
-  });
-  return probes;
 }
 
 function resolveLogger(option: ServerOptions['logger']): FastifyBaseLogger {
