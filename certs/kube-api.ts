@@ -1,5 +1,13 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type * as Http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type * as Https from 'node:https';
+import { createRequire } from 'node:module';
+
+// Required, not imported: as an ES module node:http's namespace is built eagerly, which runs its
+// lazy WebSocket getter and loads undici, about 10 ms of every start (docs/benchmarks.md).
+const require = createRequire(import.meta.url);
+const { Agent: HttpAgent, request: httpRequest } = require('node:http') as typeof Http;
+const { Agent: HttpsAgent, request: httpsRequest } = require('node:https') as typeof Https;
 
 /**
  * Where the API server is and how to authenticate to it (certs/kube-credentials.ts makes one).

@@ -1,5 +1,11 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type * as Http from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { FastifyBaseLogger } from 'fastify';
+
+// Required, not imported: as an ES module node:http's namespace is built eagerly, which runs its
+// lazy WebSocket getter and loads undici, about 10 ms of every start (docs/benchmarks.md).
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof Http;
 
 /**
  * The plain-HTTP probe and metrics port: three fixed GET routes, so a bare node:http server.
