@@ -189,11 +189,12 @@ async function phaseDeployed(ctx, runtime) {
     log,
   });
   const med = (which, key) => median(out.rows.map((r) => r[which][key]));
-  const summary = Object.fromEntries(['webhook', 'bare'].map((w) => [w, { startMs: med(w, 'startMs'), idleRssMiB: med(w, 'idleRssMiB'), anonMiB: med(w, 'anonMiB') }]));
+  const summary = Object.fromEntries(['webhook', 'bare'].map((w) => [w, { startMs: med(w, 'startMs'), startCpuMs: med(w, 'startCpuMs'), idleRssMiB: med(w, 'idleRssMiB'), anonMiB: med(w, 'anonMiB') }]));
   return {
     ...out,
     median: summary,
     startRatio: median(out.rows.map((r) => r.webhook.startMs / r.bare.startMs)),
+    startCpuRatio: median(out.rows.map((r) => r.webhook.startCpuMs / r.bare.startCpuMs)),
     firstInstallMedianMs: median(out.firstInstallMs),
   };
 }
@@ -460,7 +461,7 @@ function verdicts(r) {
     );
     add(
       `start to the first answered admission ≤ ${TARGETS.startRatio} × bare`,
-      `${f(d.startRatio, 2)} × (median ${f(d.median.webhook.startMs)} / ${f(d.median.bare.startMs)} ms)`,
+      `${f(d.startRatio, 2)} × (median ${f(d.median.webhook.startMs)} / ${f(d.median.bare.startMs)} ms; CPU to then ${f(d.startCpuRatio, 2)} ×)`,
       d.startRatio <= TARGETS.startRatio,
     );
   }
@@ -504,9 +505,9 @@ function markdown(r) {
     const d = r.deployed;
     L.push(`## As deployed: serve --tls-secret against a real API server (median of ${d.rows.length} rounds, alternating with the bare server)`, '');
     L.push('Start = spawn → first AdmissionReview answered 200 over HTTP/2 (Secret present: a restart). Idle = VmRSS after the kubelet-like probes of the idle period. Anonymous = RssAnon (the process\'s own memory; the rest is the node binary\'s mapped pages).', '');
-    L.push('| round | webhook start ms | bare start ms | webhook / bare | webhook idle RSS MiB | bare idle RSS MiB | webhook / bare anonymous MiB |', '|---|---:|---:|---:|---:|---:|---:|');
-    L.push(`| **median** | **${f(d.median.webhook.startMs)}** | **${f(d.median.bare.startMs)}** | **${f(d.startRatio, 2)}** | **${f(d.median.webhook.idleRssMiB, 1)}** | **${f(d.median.bare.idleRssMiB, 1)}** | **${f(d.median.webhook.anonMiB, 1)} / ${f(d.median.bare.anonMiB, 1)}** |`);
-    for (const x of d.rows) L.push(`| ${x.round} | ${f(x.webhook.startMs)} | ${f(x.bare.startMs)} | ${f(x.webhook.startMs / x.bare.startMs, 2)} | ${f(x.webhook.idleRssMiB, 1)} | ${f(x.bare.idleRssMiB, 1)} | ${f(x.webhook.anonMiB, 1)} / ${f(x.bare.anonMiB, 1)} |`);
+    L.push('| round | webhook start ms | bare start ms | webhook / bare | webhook / bare CPU ms to then | webhook idle RSS MiB | bare idle RSS MiB | webhook / bare anonymous MiB |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+    L.push(`| **median** | **${f(d.median.webhook.startMs)}** | **${f(d.median.bare.startMs)}** | **${f(d.startRatio, 2)}** | **${f(d.median.webhook.startCpuMs)} / ${f(d.median.bare.startCpuMs)} (${f(d.startCpuRatio, 2)} ×)** | **${f(d.median.webhook.idleRssMiB, 1)}** | **${f(d.median.bare.idleRssMiB, 1)}** | **${f(d.median.webhook.anonMiB, 1)} / ${f(d.median.bare.anonMiB, 1)}** |`);
+    for (const x of d.rows) L.push(`| ${x.round} | ${f(x.webhook.startMs)} | ${f(x.bare.startMs)} | ${f(x.webhook.startMs / x.bare.startMs, 2)} | ${f(x.webhook.startCpuMs)} / ${f(x.bare.startCpuMs)} | ${f(x.webhook.idleRssMiB, 1)} | ${f(x.bare.idleRssMiB, 1)} | ${f(x.webhook.anonMiB, 1)} / ${f(x.bare.anonMiB, 1)} |`);
     L.push('', `First install (no Secret yet: the replica issues the CA and the serving pair first), spawn → first answered admission: median ${f(d.firstInstallMedianMs)} ms (${d.firstInstallMs.map((x) => f(x)).join(', ')}).`, '');
   }
   if (r.throughput) {

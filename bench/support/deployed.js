@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import jsyaml from 'js-yaml';
 import { run, start, stop } from './procs.js';
-import { freePort, HOST, memoryOf } from './servers.js';
+import { cpuMsOf, freePort, HOST, memoryOf } from './servers.js';
 import { ROOT } from './setup.js';
 
 const ROOT_DIR = fileURLToPath(ROOT);
@@ -225,8 +225,10 @@ export async function deployedPhase(o) {
         const s = which === 'webhook' ? await startWebhook() : await startBare();
         try {
           const ms = await firstAnswer(s.child, s.port, o.body, s.t0);
+          // CPU time, unlike wall time, hardly depends on what else the machine runs.
+          const cpuMs = cpuMsOf(s.child.pid);
           const mem = await idleRss(s.child, s.metricsPort, o.idleMs);
-          row[which] = { startMs: ms, idleRssMiB: mem.rssMiB, anonMiB: mem.anonMiB, hwmMiB: mem.hwmMiB };
+          row[which] = { startMs: ms, startCpuMs: cpuMs, idleRssMiB: mem.rssMiB, anonMiB: mem.anonMiB, hwmMiB: mem.hwmMiB };
         } finally {
           await stop(s.child);
         }
