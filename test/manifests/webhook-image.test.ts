@@ -63,11 +63,26 @@ describe('the webhook Dockerfile', () => {
     expect(lines).toContain(major);
   });
 
-  it('installs with npm ci, builds, then prunes the dev dependencies', () => {
+  it('installs with npm ci, builds the bundle, then prunes the dev dependencies', () => {
     const runs = build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join(' && ');
-    const order = ['npm ci', 'npm run build', 'npm prune --omit=dev'].map((step) => runs.indexOf(step));
+    const order = ['npm ci', 'npm run bundle', 'npm prune --omit=dev'].map((step) => runs.indexOf(step));
     expect(order.every((i) => i >= 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
+    // `npm run bundle` compiles first: the image runs what the tests run, bundled.
+    const scripts = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
+    expect(scripts.bundle).toMatch(/^npm run build --silent && .*rolldown -c rolldown\.config\.js$/);
+    expect(final.instructions.find((i) => i.op === 'COPY' && i.args.includes('./dist'))?.args).toContain('/src/dist-image ./dist');
+  });
+
+  it('ships a compile cache made by the uid that runs, read-only, with the start-up path itself', () => {
+    const env = final.instructions.filter((i) => i.op === 'ENV').map((i) => i.args);
+    expect(env).toContain('NODE_COMPILE_CACHE=/app/.compile-cache');
+    const user = final.instructions.filter((i) => i.op === 'USER').at(-1)?.args ?? '';
+    const warm = final.instructions.find((i) => i.op === 'RUN' && i.args.includes('.compile-cache'))?.args ?? '';
+    const [uid = '', gid = ''] = user.split(':');
+    expect(warm).toContain(`setpriv --reuid=${uid} --regid=${gid}`);
+    expect(warm).toContain('/app/dist/cli.js serve --tls-secret');
+    expect(warm).toContain('chmod -R a+rX,a-w .compile-cache');
   });
 
   it('copies only package.json, the production node_modules and dist/ into the final image', () => {
