@@ -16,10 +16,11 @@ import { parseArgs } from 'node:util';
 import { h2load } from './support/h2load.js';
 import { manifestStream } from './support/fixtures.js';
 import { mutationBench } from './support/mutation.js';
-import { installCleanup, killAll, run, stop } from './support/procs.js';
+import { installCleanup, killAll, run, start as startProcess, stop } from './support/procs.js';
 import { BARE_SERVER, FASTIFY_SERVER, ROOT, buildUnderTest, machine, preflight, prepare } from './support/setup.js';
 import { cat, cpuMsOf, freePort, HOST, liveHeapMiB, memoryOf, postJson, setServerRuntime, startBare, startWebhook, waitHttps, waitReady } from './support/servers.js';
 import { deployedPhase, imageServerRuntime } from './support/deployed.js';
+import { peerBinary } from './support/peer.js';
 import { median, round } from './support/stats.js';
 import { openSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +49,8 @@ const { values: opt } = parseArgs({
     scenarios: { type: 'string' },
     // Also measure Fastify alone (bench/fastify-server.js), to split the gap into framework and webhook.
     fastify: { type: 'boolean', default: false },
+    // Leave out the controller-runtime peer (bench/peer, built with Go on first use).
+    'no-peer': { type: 'boolean', default: false },
     'keep-tmp': { type: 'boolean', default: false },
   },
 });
@@ -100,6 +103,8 @@ const TARGETS = {
   cpuRatioH2m10: 1.4,
   // VmHWM after the throughput phase (16 saturating connections), webhook ÷ bare.
   peakRssRatio: 1,
+  // CPU µs per request, webhook ÷ the controller-runtime peer (bench/peer), saturated loads.
+  peerCpuRatio: 0.4,
   // Not issue 16's: they separate a leak from V8 deferring full collections, and keep `inject`
   // honest. JIT code and warmed caches account for a couple of MiB; 5 MiB over 100,000 requests
   // would be a leak of about 50 bytes per request.
@@ -110,7 +115,8 @@ const TARGETS = {
 const SATURATED_CORE_USE = 0.9;
 
 // However the steps go, the whole run ends within this bound (and kills what it started).
-const WATCHDOG_MS = 15 * 60_000;
+// A first build of the Go peer takes minutes on 2 cores; later runs find it cached.
+const WATCHDOG_MS = 40 * 60_000;
 
 installCleanup();
 const watchdog = setTimeout(() => {
@@ -136,6 +142,10 @@ async function main() {
   env.serverNode = `v${serverRuntime.node.version}`;
   env.serverEnv = serverRuntime.imageEnv;
   log(`servers: ${CLI} on Node ${env.serverNode}, image environment ${JSON.stringify(serverRuntime.imageEnv)}`);
+  if (!opt['no-peer'] && phases.includes('throughput')) {
+    PEER = await peerBinary(log);
+    env.peer = { controllerRuntime: PEER.controllerRuntime, go: PEER.goVersion, ...(PEER.builtMs === undefined ? {} : { builtMs: PEER.builtMs }) };
+  }
   const results = { startedAt, quick: opt.quick, build: opt.dist ?? 'dist-image', webhookArgs: opt['webhook-arg'], webhookNodeArgs: opt['webhook-node-arg'], compareArgs: opt['compare-arg'], params: P, targets: TARGETS, machine: env };
   try {
     if (phases.includes('mutation')) results.mutation = await phaseMutation();
@@ -232,6 +242,23 @@ async function startWebhookReady(ctx, cli, name, extraArgs) {
   return { child, url: `https://${HOST}:${port}/mutate`, answer: answer.text };
 }
 
+/** @type {{ path: string, builtMs?: number, goVersion: string, controllerRuntime: string } | undefined} */
+let PEER;
+
+/** The peer's patch may add `"status": {}` (Go's corev1.Pod always has one); the pod must otherwise come out the same. */
+async function samePod(ctx, webhookAnswer, peerAnswer) {
+  const { default: jsonpatch } = await import('fast-json-patch');
+  const pod = JSON.parse(ctx.body).request.object;
+  const apply = (answer) => {
+    const ops = JSON.parse(Buffer.from(JSON.parse(answer).response.patch, 'base64').toString('utf8')).filter((op) => op.path !== '/status');
+    return jsonpatch.applyPatch(structuredClone(pod), ops, true, false).newDocument;
+  };
+  // Key order differs (Go writes struct fields in its own order); the objects must not.
+  const canonical = (value) =>
+    Array.isArray(value) ? value.map(canonical) : value !== null && typeof value === 'object' ? Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical(value[k])])) : value;
+  return JSON.stringify(canonical(apply(webhookAnswer))) === JSON.stringify(canonical(apply(peerAnswer)));
+}
+
 async function startServers(ctx) {
   const servers = { webhook: await startWebhookReady(ctx, CLI, 'webhook', opt['webhook-arg']) };
   if (COMPARE_CLI !== undefined) {
@@ -247,6 +274,18 @@ async function startServers(ctx) {
   const check = await postJson(barePort, '/mutate', ctx.body, ctx.ca);
   if (check.text !== servers.webhook.answer) throw new Error('the bare server does not answer what the webhook answers');
   servers.bare = { child: bare, url: `https://${HOST}:${barePort}/mutate`, answer: check.text };
+  if (PEER !== undefined) {
+    const port = await freePort();
+    const peerLog = openSync(join(ctx.dir, 'peer.log'), 'a');
+    const child = startProcess(PEER.path, ['--cert-dir', dirname(ctx.certs.cert), '--host', HOST, '--port', String(port)], { stdio: ['ignore', peerLog, peerLog] });
+    closeSync(peerLog);
+    await waitHttps(port, ctx.ca);
+    const answer = await postJson(port, '/mutate', ctx.body, ctx.ca);
+    if (answer.status !== 200 || !(await samePod(ctx, servers.webhook.answer, answer.text))) {
+      throw new Error(`the controller-runtime peer does not inject what the webhook injects: ${answer.status} ${answer.text.slice(0, 500)}`);
+    }
+    servers.peer = { child, url: `https://${HOST}:${port}/mutate`, answer: answer.text };
+  }
   if (opt.fastify) {
     const port = await freePort();
     const child = startBare({ script: FASTIFY_SERVER, certs: ctx.certs, response: responseFile, port, logFile: join(ctx.dir, 'fastify.log') });
@@ -265,7 +304,7 @@ const summarize = (rounds, which) => {
 
 async function phaseThroughput(ctx) {
   const servers = await startServers(ctx);
-  const ORDER = ['webhook', 'bare', 'compare', 'fastify'];
+  const ORDER = ['webhook', 'bare', 'peer', 'compare', 'fastify'];
   const order = Object.keys(servers).sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b));
   const load = async (which, sc, durationS) => {
     const pid = servers[which].child.pid;
@@ -286,7 +325,9 @@ async function phaseThroughput(ctx) {
     // on h2load (well under one core) is not a ratio to the ceiling.
     return { ...result, cpuUsPerRequest: (cpuMs * 1000) / result.requests, coreUse: cpuMs / 1000 / result.seconds };
   };
-  const out = { requestBytes: Buffer.byteLength(ctx.body), responseBytes: Buffer.byteLength(servers.webhook.answer), compare: opt.compare, scenarios: [] };
+  // Idle, before any load: the peer's idle memory beside the others'.
+  const idleRssMiB = Object.fromEntries(order.map((w) => [w, memoryOf(servers[w].child.pid).rssMiB]));
+  const out = { requestBytes: Buffer.byteLength(ctx.body), responseBytes: Buffer.byteLength(servers.webhook.answer), compare: opt.compare, idleRssMiB, scenarios: [] };
   try {
     for (const sc of P.scenarios) {
       log(`throughput ${sc.label}: warm-up ${P.warmupS} s each, then ${P.rounds} × (${order.join(', ')}) × ${P.durationS} s`);
@@ -307,6 +348,7 @@ async function phaseThroughput(ctx) {
       summary.p99ExtraMs = summary.webhook.p99Ms - summary.bare.p99Ms;
       if (summary.compare) summary.compareRatio = summary.compare.rps / summary.bare.rps;
       if (summary.fastify) summary.fastifyRatio = summary.fastify.rps / summary.bare.rps;
+      if (summary.peer) summary.peerCpuRatio = summary.webhook.cpuUsPerRequest / summary.peer.cpuUsPerRequest;
       out.scenarios.push({ ...sc, connections: P.connections, durationS: P.durationS, rounds, median: summary });
     }
     // For scale: the bare server's memory after the same load is the floor for this runtime.
@@ -474,6 +516,19 @@ function verdicts(r) {
       ratio <= TARGETS.cpuRatioH2m10,
     );
   }
+  for (const sc of r.throughput?.scenarios ?? []) {
+    const m = sc.median;
+    if (m.peer === undefined) continue;
+    if (sc.rpsPerClient === undefined) {
+      add(
+        `${sc.label}: CPU per request ≤ ${TARGETS.peerCpuRatio} × the controller-runtime peer's`,
+        `${f(m.peerCpuRatio, 2)} × (${f(m.webhook.cpuUsPerRequest)} / ${f(m.peer.cpuUsPerRequest)} µs)`,
+        m.peerCpuRatio <= TARGETS.peerCpuRatio,
+      );
+    } else {
+      add(`${sc.label}: p99 ≤ the peer's`, `${f(m.webhook.p99Ms, 2)} ms vs ${f(m.peer.p99Ms, 2)} ms`, m.webhook.p99Ms <= m.peer.p99Ms);
+    }
+  }
   const hwm = r.throughput?.hwmAfterMiB;
   if (hwm) {
     add(
@@ -535,6 +590,15 @@ function markdown(r) {
         L.push(`| ${sc.label} | ${f(s.compare.rps)} | ${f(s.compareRatio, 3)} | ${f(s.compare.p50Ms, 2)} / ${f(s.compare.p99Ms, 2)} | ${f(s.compare.cpuUsPerRequest)} | ${f(s.webhook.cpuUsPerRequest)} |`);
       }
     }
+    if (t.scenarios[0]?.median.peer !== undefined) {
+      const pm = r.machine.peer;
+      L.push('', `The controller-runtime peer (bench/peer: controller-runtime ${pm.controllerRuntime}, ${pm.go}, PatchResponseFromRaw, HTTP/2, one JSON log line per request) in the same rounds, median:`, '');
+      L.push('| load | peer req/s | peer p50 / p99 ms | peer CPU µs/req | webhook CPU µs/req | webhook / peer CPU | webhook p99 ms |', '|---|---:|---:|---:|---:|---:|---:|');
+      for (const sc of t.scenarios) {
+        const s = sc.median;
+        L.push(`| ${sc.label} | ${f(s.peer.rps)} | ${f(s.peer.p50Ms, 2)} / ${f(s.peer.p99Ms, 2)} | ${f(s.peer.cpuUsPerRequest)} | ${f(s.webhook.cpuUsPerRequest)} | ${f(s.peerCpuRatio, 2)} | ${f(s.webhook.p99Ms, 2)} |`);
+      }
+    }
     if (t.scenarios[0]?.median.fastify !== undefined) {
       L.push('', 'Fastify alone (bench/fastify-server.js: same options, constant answer, no logging, metrics or policy), median:', '');
       L.push('| load | fastify req/s | fastify/bare | fastify p50 / p99 ms | fastify CPU µs/req | webhook CPU µs/req | bare CPU µs/req |', '|---|---:|---:|---:|---:|---:|---:|');
@@ -543,6 +607,7 @@ function markdown(r) {
         L.push(`| ${sc.label} | ${f(s.fastify.rps)} | ${f(s.fastifyRatio, 3)} | ${f(s.fastify.p50Ms, 2)} / ${f(s.fastify.p99Ms, 2)} | ${f(s.fastify.cpuUsPerRequest)} | ${f(s.webhook.cpuUsPerRequest)} | ${f(s.bare.cpuUsPerRequest)} |`);
       }
     }
+    L.push('', `VmRSS idle, before the load: ${Object.entries(t.idleRssMiB ?? {}).map(([w, v]) => `${w} ${f(v, 1)} MiB`).join(', ')}.`);
     L.push('', `VmRSS / VmHWM after this phase: ${Object.entries(t.rssAfterMiB ?? {}).map(([w, v]) => `${w} ${f(v, 1)} / ${f(t.hwmAfterMiB?.[w], 1)} MiB`).join(', ')}.`, '');
   }
   if (r.rss) {
