@@ -4,14 +4,18 @@
 // webhook injects, the mounter mounting the SMB Service's ClusterIP with the kernel CIFS client,
 // and a consumer that reads the file through the node's hostPath. Each step asserts what a user
 // sees: pod conditions, the objects the API server stores, and `kubectl exec` output.
-import { homedir } from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needs } from '../support/prereq.js';
 import { waitFor, type KubeObject } from '../e2e/harness.js';
 import { buildImages, IMAGE_TOOLS_HINT, imageToolsMissing } from '../images/podman.js';
 import { findKustomize, KUSTOMIZE_HINT, render } from '../manifests/kustomize.js';
+import { BUILT_CLI, runCli } from '../support/run-cli.js';
+import { existsSync } from 'node:fs';
 import { findNodeArtifacts, startNode, type TestNode } from './node.js';
+import { histogram, median, outageSince, parseReads, READ_LOOP, type Read } from './data-path/figures.js';
 
 const found = findNodeArtifacts();
 const kustomize = findKustomize();
@@ -19,7 +23,8 @@ const imageTools = imageToolsMissing();
 const ready =
   needs('a test node (QEMU VM with kubelet and containerd)', found.available, found.available ? '' : found.hint) &&
   needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT) &&
-  needs(`image build tools (${imageTools.join(', ')})`, imageTools.length === 0, IMAGE_TOOLS_HINT);
+  needs(`image build tools (${imageTools.join(', ')})`, imageTools.length === 0, IMAGE_TOOLS_HINT) &&
+  needs('the built CLI (dist/cli.js), for dfs-injector audit', existsSync(BUILT_CLI), 'Run `npm run build` (npm test does it first).');
 
 // Where the shipped images are exported for the node (docker-archives that keep their tags).
 const ARCHIVES = join(homedir(), '.cache', 'dfs-injector', 'images', 'node-archives');
@@ -32,7 +37,7 @@ interface PodStatus {
   phase?: string;
   podIP?: string;
   conditions?: Condition[];
-  containerStatuses?: { name: string; ready: boolean; restartCount: number }[];
+  containerStatuses?: { name: string; ready: boolean; restartCount: number; containerID?: string }[];
 }
 interface PodSpec {
   hostNetwork?: boolean;
@@ -46,9 +51,11 @@ const isReady = (p: Pod | undefined): boolean => p?.status?.conditions?.some((c)
 /** Objects as one `kubectl apply -f -` input. */
 const asList = (objects: readonly object[]): string => JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects });
 
-describe.skipIf(!ready)('the data path on a real node (README steps 1 to 4)', () => {
+describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', () => {
   let node: TestNode;
   const timings: Record<string, number> = {};
+  // What docs/real-node.md's figures table holds, printed on one line at the end.
+  const figures: Record<string, number | string> = {};
 
   beforeAll(async () => {
     if (!found.available) return;
@@ -61,6 +68,7 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 4)', ()
 
   afterAll(async () => {
     process.stderr.write(`data path timings (ms): ${JSON.stringify(timings)}\n`);
+    process.stderr.write(`data path figures: ${JSON.stringify(figures)}\n`);
     await node?.stop();
   }, 60_000);
 
@@ -84,8 +92,8 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 4)', ()
     });
   }
 
-  async function kubectlOk(args: readonly string[], input?: string): Promise<string> {
-    const r = await node.kubectl(args, { timeoutMs: 120_000, ...(input !== undefined ? { input } : {}) });
+  async function kubectlOk(args: readonly string[], input?: string, timeoutMs = 120_000): Promise<string> {
+    const r = await node.kubectl(args, { timeoutMs, ...(input !== undefined ? { input } : {}) });
     if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
     return r.stdout;
   }
@@ -182,7 +190,9 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 4)', ()
                 name: 'app',
                 image: 'localhost/dfs-toolbox:1',
                 imagePullPolicy: 'Never',
-                command: ['/bin/sh', '-c', 'exec sleep 1000000'],
+                // An application reading the library: READ_LOOP logs one read every half second,
+                // which steps 5 and 6 count while the source and the mounter go away.
+                command: ['/bin/sh', '-c', READ_LOOP],
                 volumeMounts: [{ name: 'library', mountPath: '/library' }],
               },
             ],
@@ -208,4 +218,255 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 4)', ()
     expect(write.code).not.toBe(0);
     expect(write.stderr).toMatch(/Read-only file system/);
   }, 400_000);
+
+  /** Seconds since the node booted: the clock of the consumer's read log. */
+  async function nodeClock(): Promise<number> {
+    const r = await node.exec('cut -d" " -f1 /proc/uptime');
+    const t = Number(r.stdout.trim());
+    if (r.code !== 0 || !Number.isFinite(t) || r.stdout.trim() === '') throw new Error(`reading the node's clock failed (${r.code}): ${r.stdout}${r.stderr}`);
+    return t;
+  }
+
+  async function consumerReads(pod: string): Promise<Read[]> {
+    return parseReads(await kubectlOk(['exec', '-n', 'media', pod, '--', 'cat', '/tmp/reads.log']));
+  }
+
+  /** The consumer's reads, once one started at or after `since` (node clock). */
+  async function readsUntil(pod: string, since: number, what: string): Promise<Read[]> {
+    return waitFor(
+      `a read in consumer ${pod} that started after ${since} s on the node's clock (${what})`,
+      async () => {
+        const reads = await consumerReads(pod);
+        return reads.some((r) => r.start >= since) ? reads : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 1_000 },
+    );
+  }
+
+  const showReads = (reads: readonly Read[]): string => reads.map((r) => `${r.start.toFixed(2)} +${(r.end - r.start).toFixed(2)} s ${r.ok ? 'ok' : `err ${r.detail}`}`).join('\n');
+  const appOf = (p: Pod | undefined): { restartCount: number; containerID?: string; ready: boolean } | undefined => p?.status?.containerStatuses?.find((c) => c.name === 'app');
+
+  /** Events a user would see on the pod that say it was restarted or is unwell. */
+  async function troubleEvents(namespace: string, pod: string): Promise<string[]> {
+    const out = await kubectlOk(['get', 'events', '-n', namespace, '--field-selector', `involvedObject.name=${pod}`, '-o', 'json']);
+    const items = (JSON.parse(out) as { items: { reason?: string; message?: string }[] }).items;
+    return items.filter((e) => ['Killing', 'BackOff', 'Unhealthy', 'Failed', 'FailedMount'].includes(e.reason ?? '')).map((e) => `${e.reason}: ${e.message}`);
+  }
+
+  // How long one read in a consumer may take while the source is away: the mounter's `soft`
+  // option lets a call fail once the CIFS client has waited out its reconnect (about 10 s on this
+  // kernel, docs/mounter.md) instead of retrying forever, and the stopping smbd closes its
+  // connection, so the client starts reconnecting at once rather than after echo_interval. Twice
+  // that, for TCG's slowness.
+  const FAIL_FAST_S = 20;
+
+  it('5. failover: with the source pod deleted, consumer reads fail fast, the StatefulSet brings it back, and the same consumer container reads again', async () => {
+    const consumer = await readyPod('media', 'app.kubernetes.io/name=consumer');
+    const name = consumer.metadata.name ?? '';
+    const app = appOf(consumer);
+    expect(app?.containerID).toBeDefined();
+    const source = await readyPod('media', 'app.kubernetes.io/name=fuse-source');
+    const last = (await readsUntil(name, await nodeClock(), 'before the failover')).at(-1);
+    expect(last?.ok, `the consumer's last read before the failover: ${JSON.stringify(last)}`).toBe(true);
+
+    const deletedAt = await nodeClock();
+    const started = Date.now();
+    await kubectlOk(['delete', 'pod', '-n', 'media', source.metadata.name ?? '', '--wait=false']);
+    const outage = await waitFor(
+      'a good read in the consumer after failed ones (the source pod deleted, then back)',
+      async () => {
+        const o = outageSince(await consumerReads(name), deletedAt);
+        return o.firstGoodAfterFailure !== undefined ? o : undefined;
+      },
+      // The log has the times; each look is an exec in the VM, so not too often.
+      { timeoutMs: 300_000, intervalMs: 2_000 },
+    ).catch(async (e: unknown) => {
+      const reads = await consumerReads(name).catch(() => []);
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\nreads since the deletion:\n${showReads(reads.filter((r) => r.start >= deletedAt))}\n${await diagnostics('media')}`);
+    });
+    const firstGood = outage.firstGoodAfterFailure!;
+    timings.failoverFirstGoodRead = Date.now() - started;
+    figures.failoverSeconds = Number((firstGood.end - deletedAt).toFixed(1));
+    figures.failoverFailedReads = outage.failures;
+    figures.failoverLongestReadSeconds = Number(outage.longestRead.toFixed(1));
+    figures.failoverErrors = [...new Set(outage.reads.filter((r) => !r.ok).map((r) => r.detail.replace(/^dd: can't open '[^']*': /, '')))].join('; ');
+    process.stderr.write(`data path failover reads:\n${showReads(outage.reads)}\n`);
+    // Failed fast: every read during the outage returned, none hung for as long as the source was away.
+    expect(outage.longestRead, showReads(outage.reads)).toBeLessThanOrEqual(FAIL_FAST_S);
+
+    // The StatefulSet brought a new source pod, and the reads after it keep working.
+    const back = await waitFor(
+      'a new Ready source pod',
+      async () => (await node.cp.client.list<Pod>('v1', 'Pod', { namespace: 'media', labelSelector: 'app.kubernetes.io/name=fuse-source' })).find((p) => p.metadata.uid !== source.metadata.uid && isReady(p)),
+      { timeoutMs: 120_000, intervalMs: 1_000 },
+    );
+    expect(back.metadata.name).toBe(source.metadata.name);
+    const after = (await readsUntil(name, firstGood.end + 1, 'after the failover')).filter((r) => r.start > firstGood.start);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.every((r) => r.ok), showReads(after)).toBe(true);
+
+    // The same container, never restarted: no new container ID, the same restart count, Ready.
+    const now = await node.cp.client.get<Pod>('v1', 'Pod', name, 'media');
+    expect(appOf(now)).toMatchObject({ containerID: app!.containerID, restartCount: app!.restartCount, ready: true });
+    expect(isReady(now)).toBe(true);
+    expect(await troubleEvents('media', name)).toEqual([]);
+    const read = await kubectlOk(['exec', '-n', 'media', name, '--', 'cat', '/mnt/dfs/hello.txt']);
+    expect(read).toBe('hello from nlink0fs\n');
+
+    // The mounter kept the mount and turns Ready again (steps 6 and 7 start from a healthy node).
+    await readyPod('dfs-system', 'app.kubernetes.io/name=dfs-mounter', 180_000);
+    timings.failoverMounterReady = Date.now() - started;
+  }, 600_000);
+
+  it('6. a mounter roll-out: the consumer keeps reading through it, without a single read error', async () => {
+    const consumer = await readyPod('media', 'app.kubernetes.io/name=consumer');
+    const name = consumer.metadata.name ?? '';
+    const app = appOf(consumer);
+    const old = await readyPod('dfs-system', 'app.kubernetes.io/name=dfs-mounter');
+    const mountOnNode = async (): Promise<string> => (await node.exec('findmnt -n -o ID,SOURCE,FSTYPE /mnt/decypharr-dfs')).stdout.trim();
+    const mountBefore = await mountOnNode();
+    expect(mountBefore).toMatch(/ cifs$/);
+
+    const from = await nodeClock();
+    const started = Date.now();
+    await kubectlOk(['rollout', 'restart', 'daemonset/dfs-mounter', '-n', 'dfs-system']);
+    // What a user runs to see a roll-out through; bounded by its own --timeout.
+    await kubectlOk(['rollout', 'status', 'daemonset/dfs-mounter', '-n', 'dfs-system', '--timeout=300s'], undefined, 320_000).catch(async (e: unknown) => {
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\n${await diagnostics('dfs-system')}`);
+    });
+    timings.mounterRollout = Date.now() - started;
+    const until = await nodeClock();
+    const reads = (await readsUntil(name, until, 'the roll-out done')).filter((r) => r.start >= from);
+    const errors = reads.filter((r) => !r.ok);
+    figures.rolloutReads = reads.length;
+    figures.rolloutReadErrors = errors.length;
+    expect(reads.length).toBeGreaterThan(0);
+    expect(errors, showReads(reads)).toEqual([]);
+
+    // A new mounter pod adopted the mount the old one left: the same mount on the node.
+    const mounters = await node.cp.client.list<Pod>('v1', 'Pod', { namespace: 'dfs-system', labelSelector: 'app.kubernetes.io/name=dfs-mounter' });
+    const fresh = mounters.find((p) => p.metadata.uid !== old.metadata.uid && isReady(p));
+    expect(fresh, `mounter pods: ${mounters.map((p) => p.metadata.name).join(', ')}`).toBeDefined();
+    const log = await kubectlOk(['logs', '-n', 'dfs-system', fresh!.metadata.name ?? '']);
+    expect(log).toMatch(/adopted the healthy mount already at \/mnt\/decypharr-dfs/);
+    expect(await mountOnNode()).toBe(mountBefore);
+    const now = await node.cp.client.get<Pod>('v1', 'Pod', name, 'media');
+    expect(appOf(now)).toMatchObject({ containerID: app!.containerID, restartCount: app!.restartCount, ready: true });
+  }, 400_000);
+
+  it('7. dfs-injector audit reports the healthy setup clean, and a hand-made writable hostPath of the DFS path at its documented severity', async () => {
+    interface AuditJson {
+      checked: { pods: number };
+      findings: { rule: string; severity: string; resource: { namespace?: string; name: string }; message: string }[];
+      skipped: { rules: string[]; reason: string }[];
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'dfs-audit-'));
+    try {
+      // The webhook's own config, as the README runs it: `dfs-injector audit --config ...`.
+      const cm = await node.cp.client.get('v1', 'ConfigMap', 'dfs-injector-config', 'dfs-system');
+      const config = (cm?.data as Record<string, string> | undefined)?.['config.yaml'];
+      expect(config).toBeDefined();
+      const configFile = join(dir, 'config.yaml');
+      await writeFile(configFile, config!);
+      const audit = (extra: readonly string[]): ReturnType<typeof runCli> =>
+        runCli(['audit', '--kubeconfig', node.cp.kubeconfigPath, '--config', configFile, '-o', 'json', ...extra]);
+      const atLeastMedium = (f: { severity: string }): boolean => ['medium', 'high', 'critical'].includes(f.severity);
+
+      const clean = await audit(['--fail-on', 'medium']);
+      expect(clean.code, `${clean.stdout}\n${clean.stderr}`).toBe(0);
+      const healthy = JSON.parse(clean.stdout) as AuditJson;
+      expect(healthy.checked.pods).toBeGreaterThan(0);
+      expect(healthy.findings.filter(atLeastMedium)).toEqual([]);
+      // Every rule ran: the live cluster holds what each needs.
+      expect(healthy.skipped).toEqual([]);
+
+      // DFS001's severity as `dfs-injector audit --help` documents it.
+      const help = await runCli(['audit', '--help']);
+      const documented = /^\s*DFS001\s+(\w+)\s+writable DFS mount$/m.exec(help.stdout)?.[1];
+      expect(documented, help.stdout).toBeDefined();
+
+      // A pod written by hand, without a role label: the webhook is never called for it, and the
+      // API server admits it as written, its DFS hostPath writable.
+      const handMade = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'hand-made', namespace: 'media' },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            {
+              name: 'app',
+              image: 'localhost/dfs-toolbox:1',
+              imagePullPolicy: 'Never',
+              command: ['sleep', '1000000'],
+              volumeMounts: [{ name: 'dfs', mountPath: '/mnt/dfs' }],
+            },
+          ],
+          volumes: [{ name: 'dfs', hostPath: { path: '/mnt/decypharr-dfs' } }],
+        },
+      };
+      expect(await kubectlOk(['apply', '-f', '-'], asList([handMade]))).toMatch(/pod\/hand-made created/);
+      const stored = await node.cp.client.get<Pod>('v1', 'Pod', 'hand-made', 'media');
+      expect(stored?.metadata.annotations?.['dfs-injector.io/status']).toBeUndefined();
+      expect(stored?.spec.containers.map((c) => c.name)).toEqual(['app']);
+
+      const dirty = await audit([]);
+      // The default --fail-on high: a finding at high or above fails the run.
+      expect(dirty.code, `${dirty.stdout}\n${dirty.stderr}`).toBe(documented === 'high' || documented === 'critical' ? 1 : 0);
+      const found = (JSON.parse(dirty.stdout) as AuditJson).findings;
+      const onHandMade = found.filter((f) => f.resource.namespace === 'media' && f.resource.name === 'hand-made');
+      expect(onHandMade.find((f) => f.rule === 'DFS001')).toMatchObject({ severity: documented, message: expect.stringMatching(/writable/) });
+      // Nothing else in the cluster changed.
+      expect(found.filter((f) => f.resource.name !== 'hand-made').filter(atLeastMedium)).toEqual([]);
+      figures.auditHandMade = onHandMade.map((f) => `${f.rule} ${f.severity}`).join(', ');
+      await kubectlOk(['delete', 'pod', '-n', 'media', 'hand-made', '--wait=false']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+
+  it('figures: pod start of a consumer with and without injection, and the webhook admission latency the API server measures', async () => {
+    const podStart = async (injected: boolean, i: number): Promise<number> => {
+      const name = `start-${injected ? 'injected' : 'plain'}-${i}`;
+      const labels: Record<string, string> = { 'app.kubernetes.io/name': 'pod-start' };
+      if (injected) labels['dfs-injector.io/role'] = 'consumer';
+      const pod = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: 'media', labels },
+        spec: {
+          terminationGracePeriodSeconds: 0,
+          containers: [{ name: 'app', image: 'localhost/dfs-toolbox:1', imagePullPolicy: 'Never', command: ['sleep', '1000000'] }],
+        },
+      };
+      const started = Date.now();
+      const created = await node.cp.client.create<Pod>(pod);
+      expect(created.spec.volumes?.some((v) => v.hostPath?.path === '/mnt/decypharr-dfs') ?? false).toBe(injected);
+      await waitFor(`pod ${name} Ready`, async () => isReady(await node.cp.client.get<Pod>('v1', 'Pod', name, 'media')), { timeoutMs: 180_000, intervalMs: 200 });
+      const ms = Date.now() - started;
+      await node.cp.client.delete('v1', 'Pod', name, 'media', { gracePeriodSeconds: 0 });
+      return ms;
+    };
+    const plain: number[] = [];
+    const injected: number[] = [];
+    // Alternating, so a change of load on the shared machine hits both alike.
+    for (let i = 0; i < 3; i++) {
+      plain.push(await podStart(false, i));
+      injected.push(await podStart(true, i));
+    }
+    figures.podStartPlainMedianMs = median(plain);
+    figures.podStartInjectedMedianMs = median(injected);
+    figures.podStartSamplesMs = `plain ${plain.join('/')}, injected ${injected.join('/')}`;
+
+    // The API server's own histogram of its calls to this webhook, every operation summed.
+    const mwc = await node.cp.client.get('admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration', 'dfs-injector');
+    const names = new Set(((mwc?.webhooks as { name: string }[] | undefined) ?? []).map((h) => h.name));
+    const metrics = await kubectlOk(['get', '--raw', '/metrics']);
+    const h = histogram(metrics, 'apiserver_admission_webhook_admission_duration_seconds', (l) => names.has(l.get('name') ?? '') && l.get('type') === 'admit');
+    expect(h.count).toBeGreaterThanOrEqual(injected.length);
+    figures.admissionCount = h.count;
+    figures.admissionMeanMs = Math.round((h.sum / h.count) * 1000);
+    figures.admissionP50Ms = Math.round((h.p50 ?? NaN) * 1000);
+    figures.admissionP99Ms = Math.round((h.p99 ?? NaN) * 1000);
+  }, 600_000);
 });
