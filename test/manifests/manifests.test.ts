@@ -124,6 +124,9 @@ describe.skipIf(!available)('rendered manifests', () => {
       expect(flagValue(c.args, '--metrics-port')).toBe('8080');
       expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
       expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+      // A slow start never trips the liveness probe: it waits for the startup probe's first success.
+      expect(c.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+      expect(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold).toBeGreaterThanOrEqual(300);
       const service = find(objects, 'Service', WEBHOOK);
       // Only admission on the Service: probes and /metrics stay on the pod's metrics port.
       expect(service.spec.ports).toEqual([{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }]);
