@@ -100,9 +100,9 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', ()
 
   it('1. installs the default overlay: the webhook turns Available with its own certificate, reached through its Service', async () => {
     const started = Date.now();
-    // `kubectl apply -k manifests/` with the kustomize the manifest tests use, plus the startupProbe
-    // that TCG's slowness needs (test/node/data-path/install/kustomization.yaml says why).
-    await kubectlOk(['apply', '-f', '-'], asList(render(kustomize!, '../test/node/data-path/install')));
+    // `kubectl apply -k manifests/` with the kustomize the manifest tests use, unchanged: the
+    // webhook's startupProbe lets it take the minute or so TCG needs before it listens.
+    await kubectlOk(['apply', '-f', '-'], asList(render(kustomize!, '.')));
     await waitFor(
       'deployment/dfs-injector Available with 2 ready replicas',
       async () => {
