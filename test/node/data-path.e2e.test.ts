@@ -452,8 +452,9 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', ()
       expect(created.spec.volumes?.some((v) => v.hostPath?.path === '/mnt/decypharr-dfs') ?? false).toBe(injected);
       await waitFor(`pod ${name} Ready`, async () => isReady(await node.cp.client.get<Pod>('v1', 'Pod', name, 'media')), { timeoutMs: 180_000, intervalMs: 200 });
       const ms = Date.now() - started;
-      await node.cp.client.delete('v1', 'Pod', name, 'media', { gracePeriodSeconds: 0 });
-      // The next sample starts on a quiet node, not beside this pod's teardown.
+      // Graceful (the pod's own 0 s become 1 s), so the object goes once the kubelet has stopped
+      // the container: the next sample starts on a quiet node, not beside this pod's teardown.
+      await node.cp.client.delete('v1', 'Pod', name, 'media');
       await waitFor(`pod ${name} gone`, async () => (await node.cp.client.get('v1', 'Pod', name, 'media')) === undefined, { timeoutMs: 120_000, intervalMs: 500 });
       return ms;
     };
