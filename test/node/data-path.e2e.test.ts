@@ -1,9 +1,11 @@
 // The data path on the real node (test/node/node.ts), as a user installs and uses it (the
-// README's steps 1 to 4): the shipped manifests through real kustomize, the three shipped images
+// README's steps): the shipped manifests through real kustomize, the three shipped images
 // imported into containerd, a FUSE source whose file reports st_nlink 0, the smbd sidecar the
 // webhook injects, the mounter mounting the SMB Service's ClusterIP with the kernel CIFS client,
-// and a consumer that reads the file through the node's hostPath. Each step asserts what a user
-// sees: pod conditions, the objects the API server stores, and `kubectl exec` output.
+// and a consumer that reads the file through the node's hostPath (steps 1 to 4); then the source
+// pod deleted and a mounter roll-out under that reading consumer, and `dfs-injector audit` against
+// the cluster (5 to 7), and the figures of docs/real-node.md. Each step asserts what a user sees:
+// pod conditions and events, the objects the API server stores, and `kubectl exec` output.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
