@@ -449,8 +449,21 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', ()
           containers: [{ name: 'app', image: 'localhost/dfs-toolbox:1', imagePullPolicy: 'Never', command: ['sleep', '1000000'] }],
         },
       };
-      const started = Date.now();
-      const created = await node.cp.client.create<Pod>(pod);
+      let started = Date.now();
+      let created: Pod | undefined;
+      while (created === undefined) {
+        started = Date.now();
+        try {
+          created = await node.cp.client.create<Pod>(pod);
+        } catch (e) {
+          // The webhook under TCG on a loaded machine has outlived its 5 s timeoutSeconds here
+          // (failurePolicy Fail: the API server refuses the pod, `failed calling webhook ...
+          // context deadline exceeded`). A controller would create the pod again; so does this,
+          // a bounded number of times, and the refusals are reported with the figures.
+          if (!(e instanceof Error) || !e.message.includes('failed calling webhook') || refusals.length >= 3) throw e;
+          refusals.push(e.message.replace(/^.*failed calling webhook/, 'failed calling webhook'));
+        }
+      }
       expect(created.spec.volumes?.some((v) => v.hostPath?.path === '/mnt/decypharr-dfs') ?? false).toBe(injected);
       await waitFor(`pod ${name} Ready`, async () => isReady(await node.cp.client.get<Pod>('v1', 'Pod', name, 'media')), { timeoutMs: 180_000, intervalMs: 200 });
       const ms = Date.now() - started;
@@ -462,6 +475,7 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', ()
     };
     const plain: number[] = [];
     const injected: number[] = [];
+    const refusals: string[] = [];
     // Alternating, so a change of load on the shared machine hits both alike.
     for (let i = 0; i < 3; i++) {
       plain.push(await podStart(false, i));
@@ -470,6 +484,8 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', ()
     figures.podStartPlainMedianMs = median(plain);
     figures.podStartInjectedMedianMs = median(injected);
     figures.podStartSamplesMs = `plain ${plain.join('/')}, injected ${injected.join('/')}`;
+    figures.admissionRefusedSamples = refusals.length;
+    if (refusals.length > 0) process.stderr.write(`data path: pod start samples refused by the API server, created again:\n${refusals.join('\n')}\n`);
 
     // The API server's own histogram of its calls to this webhook, every operation summed.
     const mwc = await node.cp.client.get('admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration', 'dfs-injector');
