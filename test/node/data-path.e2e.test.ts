@@ -261,7 +261,7 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', ()
   // EHOSTDOWN (`Host is down`) while the server is away; `hard` would wait for as long as the
   // server is away. The stopping smbd closes its connection, so the client starts reconnecting at
   // once; echo_interval=10 only matters when a server vanishes without a word (a lost node).
-  // Measured here: 11-15 s per failed read under TCG, while the outage lasts a minute or more, so
+  // Measured here: 10-15 s per failed read under TCG, while the outage lasts a minute or more, so
   // a read that hung for the outage would exceed this.
   const FAIL_FAST_S = 30;
 
