@@ -320,8 +320,10 @@ export async function startNode(artifacts: NodeArtifacts, options: NodeOptions =
       if (line !== undefined) return `${line}\n${text.slice(-3000)}`;
       return vm.running() ? undefined : `QEMU exited; console:\n${text.slice(-3000)}`;
     };
+    // The init imports about 670 MB of image archives into containerd, which takes minutes
+    // under TCG when the host is busy; a crash or a FATAL line still ends the wait at once.
     await waitFor('the node init (DFS-NODE: ready)', () => consoleLines(vm).includes('DFS-NODE: ready'), {
-      timeoutMs: 240_000,
+      timeoutMs: 480_000,
       intervalMs: 200,
       abort: fatal,
     });
