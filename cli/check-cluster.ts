@@ -3,12 +3,16 @@
 import { connect, type PeerCertificate, type DetailedPeerCertificate } from 'node:tls';
 import { ApiException, AppsV1Api, CoreV1Api, DiscoveryV1Api, AdmissionregistrationV1Api, type KubeConfig, type V1ContainerState, type V1Pod } from '@kubernetes/client-node';
 import { isPodReady, MOUNTER } from '../lib/audit/index.js';
-import type { CheckPod, DeploymentFacts, DryRunOutcome, MounterPodFacts, ServedCertificate, SmbServiceFacts, WebhookConfigurationFacts } from '../lib/check/index.js';
-import { parseServiceHost } from '../lib/check/index.js';
+import type { CheckPod, DeploymentFacts, DryRunOutcome, ExecOutcome, MounterPodFacts, ServedCertificate, ShareExpectation, SmbServiceFacts, WebhookConfigurationFacts } from '../lib/check/index.js';
+import { DEFAULT_MOUNT_OPTIONS, EXEC_OUTPUT_LIMIT, parseServiceHost } from '../lib/check/index.js';
 import { ANNOTATION_STATUS, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from '../lib/names.js';
 import { parseStatus } from '../lib/status.js';
 import type { CheckCluster } from './check.js';
 import { describeApiError } from './kube-reader.js';
+import { KubePodExec, type ExecRequest } from './check-exec.js';
+
+/** A pod's status annotation is the pod owner's to edit: only this many of its mount entries are kept. */
+const MAX_RECORDED_MOUNTS = 16;
 
 function notFound(error: unknown): boolean {
   return error instanceof ApiException && error.code === 404;
@@ -25,7 +29,9 @@ function checkPod(pod: V1Pod): CheckPod {
   const meta = pod.metadata ?? {};
   const containers: CheckPod['containers'] = {};
   for (const status of pod.status?.containerStatuses ?? []) containers[status.name] = { ready: status.ready, state: containerState(status.state) };
-  const result: CheckPod = { namespace: meta.namespace ?? '', name: meta.name ?? '(unnamed)', role: parseStatus(meta.annotations?.[ANNOTATION_STATUS])?.role, ready: isPodReady(pod.status), containers };
+  const status = parseStatus(meta.annotations?.[ANNOTATION_STATUS]);
+  const result: CheckPod = { namespace: meta.namespace ?? '', name: meta.name ?? '(unnamed)', role: status?.role, ready: isPodReady(pod.status), containers };
+  if (status !== undefined) result.mounts = status.mounts.slice(0, MAX_RECORDED_MOUNTS);
   if (pod.spec?.nodeName !== undefined && pod.spec.nodeName !== '') result.nodeName = pod.spec.nodeName;
   if (pod.status?.phase !== undefined) result.phase = pod.status.phase;
   return result;
@@ -55,7 +61,10 @@ export class KubeCheckCluster implements CheckCluster {
   private readonly discovery: DiscoveryV1Api;
   private readonly admission: AdmissionregistrationV1Api;
 
+  private readonly podExec: KubePodExec;
+
   constructor(kc: KubeConfig, private readonly pageSize: number) {
+    this.podExec = new KubePodExec(kc);
     this.core = kc.makeApiClient(CoreV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
     this.discovery = kc.makeApiClient(DiscoveryV1Api);
@@ -138,7 +147,7 @@ export class KubeCheckCluster implements CheckCluster {
       (token) => this.core.listNamespacedPod({ namespace: MOUNTER.namespace, labelSelector: `${MOUNTER.labelKey}=${MOUNTER.labelValue}`, limit: this.pageSize, ...(token === undefined ? {} : { _continue: token }) }),
       (p) => {
         const nodeName = p.spec?.nodeName;
-        return nodeName === undefined || nodeName === '' ? undefined : { name: p.metadata?.name ?? '(unnamed)', nodeName, ready: isPodReady(p.status) };
+        return nodeName === undefined || nodeName === '' ? undefined : { name: p.metadata?.name ?? '(unnamed)', nodeName, ready: isPodReady(p.status), running: p.status?.phase === 'Running' };
       },
     );
   }
@@ -157,6 +166,34 @@ export class KubeCheckCluster implements CheckCluster {
       if (parsed !== undefined) return { ...parsed, source: `DFS_SMB_SERVICE=${value} of daemonset ${MOUNTER.namespace}/${MOUNTER.name}` };
     }
     return undefined;
+  }
+
+  async mounterShare(): Promise<ShareExpectation | undefined> {
+    let ds;
+    try {
+      ds = await this.apps.readNamespacedDaemonSet({ namespace: MOUNTER.namespace, name: MOUNTER.name });
+    } catch (error) {
+      if (notFound(error)) return undefined;
+      throw describeApiError(error, `cannot read daemonset ${MOUNTER.namespace}/${MOUNTER.name}`);
+    }
+    for (const container of ds.spec?.template.spec?.containers ?? []) {
+      const env = (name: string): string | undefined => container.env?.find((e) => e.name === name)?.value;
+      const hostPath = env('DFS_HOST_PATH');
+      if (hostPath === undefined || !hostPath.startsWith('/')) continue;
+      // The script's defaults (manifests/mounter/dfs-mounter.sh) when the variables are not set.
+      return {
+        container: container.name,
+        hostPath,
+        shareName: env('DFS_SHARE_NAME') ?? 'dfs',
+        options: env('DFS_MOUNT_OPTIONS') ?? DEFAULT_MOUNT_OPTIONS,
+        source: `daemonset ${MOUNTER.namespace}/${MOUNTER.name}`,
+      };
+    }
+    return undefined;
+  }
+
+  exec(request: ExecRequest, timeoutMs: number): Promise<ExecOutcome> {
+    return this.podExec.run(request, timeoutMs, EXEC_OUTPUT_LIMIT);
   }
 
   async readSmbService(ref: { namespace: string; name: string; source: string }): Promise<SmbServiceFacts> {

@@ -188,7 +188,7 @@ describe('the report', () => {
     expect(lines[0]).toBe('✓ webhook-configuration mutatingwebhookconfiguration/dfs-injector: 2 webhook entries, calling service dfs-system/dfs-injector:443');
     expect(lines[1]).toMatch(/^✗ smb-endpoint service media\/dfs-smb: no ready endpoint \(1 not ready\)/);
     expect(lines[2]).toMatch(/^ {4}fix: kubectl -n media get endpointslices -l kubernetes.io\/service-name=dfs-smb/);
-    expect(lines[3]).toBe('    see: README, Troubleshooting: "After the source pod restarts or moves, /mnt/dfs hangs or returns errors"');
+    expect(lines[3]).toBe('    see: README, Troubleshooting: "After the source pod restarts or moves, reads in /mnt/dfs hang or fail"');
     expect(text).toContain('\n- webhook-admission: no namespace is labelled');
     expect(text.endsWith('\n2 of 4 checks failed, 1 skipped. Fix first: smb-endpoint service media/dfs-smb: kubectl -n media get endpointslices -l kubernetes.io/service-name=dfs-smb; start the source pod, or fix its sidecar (source-sidecar step)\n')).toBe(true);
   });

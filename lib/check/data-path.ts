@@ -13,6 +13,8 @@ export interface CheckPod {
   ready: boolean;
   /** Container name to readiness and a short state ("running", "waiting: CrashLoopBackOff"). */
   containers: Record<string, { ready: boolean; state: string }>;
+  /** From the status annotation: "container:path", or "container:path:Bidirectional" for a source. */
+  mounts?: string[];
 }
 
 export interface SmbServiceFacts {
@@ -29,6 +31,8 @@ export interface MounterPodFacts {
   name: string;
   nodeName: string;
   ready: boolean;
+  /** Phase Running: a pod to exec in, Ready or not. */
+  running?: boolean;
 }
 
 export function checkSourceSidecars(pods: readonly CheckPod[], sidecar: string): StepResult[] {

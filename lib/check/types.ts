@@ -10,8 +10,12 @@ export const STEP_IDS = [
   'webhook-ca-bundle',
   'webhook-admission',
   'source-sidecar',
+  'source-fuse-mount',
+  'source-smbd',
   'smb-endpoint',
   'node-mounter',
+  'node-share',
+  'consumer-mount',
 ] as const;
 export type StepId = (typeof STEP_IDS)[number];
 

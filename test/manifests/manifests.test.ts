@@ -330,13 +330,15 @@ describe.skipIf(!available)('rendered manifests', () => {
       expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
     });
 
-    it('gets what check reads on top in one role, and keeps the dry-run pod create in another (manifests/auditor-check)', () => {
+    it('gets what check reads on top in one role, and keeps the dry-run pod create and pods/exec in roles of their own (manifests/auditor-check)', () => {
       const objects = build('auditor-check');
-      expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['ClusterRole/dfs-injector-checker', 'ClusterRole/dfs-injector-checker-dry-run']);
+      expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['ClusterRole/dfs-injector-checker', 'ClusterRole/dfs-injector-checker-dry-run', 'ClusterRole/dfs-injector-checker-exec']);
       const reads = objects[0]!.rules as { resources: string[]; verbs: string[] }[];
       expect([...new Set(reads.flatMap((r) => r.verbs))].sort()).toEqual(['get', 'list']);
       expect(reads.flatMap((r) => r.resources)).not.toContain('secrets');
       expect(objects[1]!.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['create'] }]);
+      // Exec and nothing else: no pods, no attach or port-forward.
+      expect(objects[2]!.rules).toEqual([{ apiGroups: [''], resources: ['pods/exec'], verbs: ['get', 'create'] }]);
     });
   });
 
