@@ -27,6 +27,9 @@ class BoundedSink extends Writable {
     private readonly onOverflow: () => void,
   ) {
     super();
+    // The client ends these streams itself (on the status frame, on a v5 close frame); a frame
+    // after that must not become an unhandled 'error' that ends the process.
+    this.on('error', () => undefined);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
