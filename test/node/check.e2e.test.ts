@@ -254,10 +254,16 @@ describe.skipIf(!ready)('dfs-injector check on a real node', () => {
     await waitFor('the source pod gone', async () => (await node.cp.client.list<Pod>('v1', 'Pod', { namespace: 'media', labelSelector: 'app.kubernetes.io/name=fuse-source' })).length === 0, { timeoutMs: 120_000, intervalMs: 1_000 });
     // Right after the pod is gone, a stat may still answer from the client's cache (actimeo=1) or
     // a connection not yet torn down; the CIFS client notices within echo_interval (10 s).
+    let last: Run | undefined;
     const run = await waitFor('node-share to fail', async () => {
-      const r = await runCheck(node.cp.kubeconfigPath);
-      return lines(r, 'node-share').some((l) => l.status === 'fail') ? r : undefined;
-    }, { timeoutMs: 150_000, intervalMs: 5_000 });
+      last = await runCheck(node.cp.kubeconfigPath);
+      process.stderr.write(`outage, ${last.ms} ms: ${last.results.filter((l) => l.status !== 'pass').map((l) => `${l.status} ${l.step}: ${l.reason}`).join(' | ')}\n`);
+      return lines(last, 'node-share').some((l) => l.status === 'fail') ? last : undefined;
+    }, { timeoutMs: 150_000, intervalMs: 5_000 }).catch(async (e: unknown) => {
+      const mounter = await node.kubectl(['logs', '-n', 'dfs-system', '-l', 'app.kubernetes.io/name=dfs-mounter', '--tail', '30']);
+      const onNode = await node.exec('findmnt -n /mnt/decypharr-dfs; timeout 5 stat /mnt/decypharr-dfs; echo stat $?', 30_000);
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\n${last?.text ?? ''}\nmounter:\n${mounter.stdout}\nnode:\n${onNode.stdout}${onNode.stderr}\n${await diagnostics()}`);
+    });
     timings.outageCheck = run.ms;
     process.stderr.write(`source scaled to 0 (${run.ms} ms):\n${run.text}`);
     expect(run.code).toBe(1);
