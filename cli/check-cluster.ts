@@ -214,7 +214,8 @@ export class KubeCheckCluster implements CheckCluster {
         throw describeApiError(error, `cannot list the endpointslices of service ${ref.namespace}/${ref.name}`);
       }
       for (const slice of page.items) {
-        for (const endpoint of slice.endpoints) {
+        // A slice of a Service without pods comes without `endpoints` at all, typings aside.
+        for (const endpoint of (slice.endpoints as typeof slice.endpoints | undefined) ?? []) {
           // An unset ready condition means ready (discovery.k8s.io/v1).
           if (endpoint.conditions?.ready === false) notReady++;
           else ready++;
