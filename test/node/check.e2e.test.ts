@@ -244,9 +244,9 @@ describe.skipIf(!ready)('dfs-injector check on a real node', () => {
       fix: `kubectl -n media logs ${name} -c fuse; it must mount at /mnt/dfs (the source path) or a directory below it`,
       troubleshooting: 'README, Troubleshooting: "The dfs-smbd sidecar is not Ready, or check finds no FUSE mount in the source container"',
     });
-    // The sidecar may still see the FUSE mount: smbd keeps it busy, and the kernel does not
-    // propagate an unmount to a busy mount. So its readiness (source-sidecar, source-smbd) can stay
-    // green, and only the look into the source container itself tells.
+    // The sidecar still sees its copy of the FUSE mount (smbd has it open; the unmount does not
+    // reach it), so its readiness (source-sidecar, source-smbd) stays green, and only the look
+    // into the source container itself tells.
     expect(run.fixFirst?.step).toBe('source-fuse-mount');
     // Back to a working source: the StatefulSet makes a new pod with a fresh volume.
     await kubectlOk(['delete', 'pod', '-n', 'media', name, '--wait=true']);
