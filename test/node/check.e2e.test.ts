@@ -291,6 +291,6 @@ describe.skipIf(!ready)('dfs-injector check on a real node', () => {
     expect(run.ms).toBeLessThan(60_000);
     // The text report names the fix and the entry, and says what to fix first.
     expect(run.text).toMatch(/^✗ smb-endpoint service media\/dfs-smb: no ready endpoint/m);
-    expect(run.text).toMatch(/\nFix first: smb-endpoint service media\/dfs-smb: kubectl -n media get endpointslices/);
+    expect(run.text).toMatch(/\. Fix first: smb-endpoint service media\/dfs-smb: kubectl -n media get endpointslices/);
   }, 300_000);
 });
