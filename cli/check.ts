@@ -109,6 +109,7 @@ const OPTIONS = {
   'cert-min-days': { type: 'string', value: 'N', description: 'Fail when the served certificate expires in fewer days', default: '30' },
   'webhook-address': { type: 'string', value: 'HOST:PORT', description: 'Where to reach the webhook for the certificate steps', default: "the configuration's URL, or its Service's ClusterIP" },
   'page-size': { type: 'string', value: 'N', description: 'Objects per list request', default: String(DEFAULT_PAGE_SIZE) },
+  exec: { type: 'boolean', description: 'Run the steps that exec into containers (marked *): the default' },
   'no-exec': { type: 'boolean', description: 'Leave out the steps that exec into containers (marked *)' },
   'exec-timeout': { type: 'string', value: 'SECONDS', description: 'Give up on one exec after this long; the stat inside gets half', default: String(DEFAULT_EXEC_TIMEOUT_SECONDS) },
   sample: { type: 'string', value: 'N', description: 'Look into at most N consumer pods, spread over nodes', default: 'all running consumers' },
@@ -185,6 +186,7 @@ export function makeCheckCommand(factory: CheckClusterFactory = defaultFactory):
       if (execTimeoutSeconds > MAX_EXEC_TIMEOUT_SECONDS) throw new UsageError(`--exec-timeout "${execTimeoutSeconds}" must be a whole number of seconds from 1 to ${MAX_EXEC_TIMEOUT_SECONDS}`, 'check');
       const sampleText = parsed.string('sample');
       const sample = sampleText === undefined ? undefined : positiveIntegerValue('--sample', sampleText, 'check');
+      if (parsed.flag('exec') && parsed.flag('no-exec')) throw new UsageError('--exec and --no-exec contradict each other: give one', 'check');
       const runtime = parsed.flag('no-exec') ? undefined : { execTimeoutSeconds, sample };
       const now = (io as DiagnoseIo).now?.() ?? new Date();
       const kubeconfig = parsed.string('kubeconfig');

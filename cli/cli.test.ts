@@ -91,6 +91,7 @@ describe('dfs-injector command line', () => {
       [['inject', '-f', 'x.yaml', '--default-role', 'source'], '--default-role "source" must be "consumer"'],
       [['certs', 'generate'], 'certs generate needs --out DIR'],
       [['certs', 'generate', '--out', 'x', '--days=-3'], '--days "-3" must be a positive whole number'],
+      [['check', '--exec', '--no-exec'], '--exec and --no-exec contradict each other: give one'],
     ];
     for (const [argv, message] of cases) {
       const result = await run(argv);
