@@ -28,7 +28,7 @@ import {
 } from '../lib/check/index.js';
 import { defaultConfig } from '../lib/config.js';
 import { ClusterError, DEFAULT_PAGE_SIZE, type KubeconfigOptions } from './cluster-error.js';
-import { defineCommand, type Command } from './command.js';
+import { defineCommand, type Command, type ParsedArgs } from './command.js';
 import { EXIT, InputError, loadConfig, processDiagnoseIo, type DiagnoseIo } from './diagnose-io.js';
 import type { CliIo } from './io.js';
 import { runCommandLine } from './dispatch.js';
@@ -116,6 +116,16 @@ const OPTIONS = {
 } as const;
 
 
+/** The runtime steps' options from the flags; undefined with --no-exec. */
+function runtimeOptions(parsed: ParsedArgs<keyof typeof OPTIONS>): { execTimeoutSeconds: number; sample: number | undefined } | undefined {
+  const execTimeoutSeconds = positiveIntegerValue('--exec-timeout', parsed.string('exec-timeout') ?? String(DEFAULT_EXEC_TIMEOUT_SECONDS), 'check');
+  if (execTimeoutSeconds > MAX_EXEC_TIMEOUT_SECONDS) throw new UsageError(`--exec-timeout "${execTimeoutSeconds}" must be a whole number of seconds from 1 to ${MAX_EXEC_TIMEOUT_SECONDS}`, 'check');
+  const sampleText = parsed.string('sample');
+  const sample = sampleText === undefined ? undefined : positiveIntegerValue('--sample', sampleText, 'check');
+  if (parsed.flag('exec') && parsed.flag('no-exec')) throw new UsageError('--exec and --no-exec contradict each other: give one', 'check');
+  return parsed.flag('no-exec') ? undefined : { execTimeoutSeconds, sample };
+}
+
 export type CheckClusterFactory = (options: KubeconfigOptions, pageSize: number) => Promise<CheckCluster>;
 
 const defaultFactory: CheckClusterFactory = async (options, pageSize) => {
@@ -182,12 +192,7 @@ export function makeCheckCommand(factory: CheckClusterFactory = defaultFactory):
       const output = choiceValue('--output', parsed.string('output') ?? 'text', OUTPUTS, 'check');
       const minDays = positiveIntegerValue('--cert-min-days', parsed.string('cert-min-days') ?? '30', 'check');
       const pageSize = positiveIntegerValue('--page-size', parsed.string('page-size') ?? String(DEFAULT_PAGE_SIZE), 'check');
-      const execTimeoutSeconds = positiveIntegerValue('--exec-timeout', parsed.string('exec-timeout') ?? String(DEFAULT_EXEC_TIMEOUT_SECONDS), 'check');
-      if (execTimeoutSeconds > MAX_EXEC_TIMEOUT_SECONDS) throw new UsageError(`--exec-timeout "${execTimeoutSeconds}" must be a whole number of seconds from 1 to ${MAX_EXEC_TIMEOUT_SECONDS}`, 'check');
-      const sampleText = parsed.string('sample');
-      const sample = sampleText === undefined ? undefined : positiveIntegerValue('--sample', sampleText, 'check');
-      if (parsed.flag('exec') && parsed.flag('no-exec')) throw new UsageError('--exec and --no-exec contradict each other: give one', 'check');
-      const runtime = parsed.flag('no-exec') ? undefined : { execTimeoutSeconds, sample };
+      const runtime = runtimeOptions(parsed);
       const now = (io as DiagnoseIo).now?.() ?? new Date();
       const kubeconfig = parsed.string('kubeconfig');
       const context = parsed.string('context');
