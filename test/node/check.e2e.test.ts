@@ -139,9 +139,9 @@ describe.skipIf(!ready)('dfs-injector check on a real node', () => {
     const built = await buildImages(['webhook', 'smbd', 'mounter'], { exportDir: ARCHIVES });
     node = await startNode(found.artifacts, { images: [...built.keys()].map((name) => join(ARCHIVES, `${name}.tar`)) });
     timings.nodeReady = Date.now() - started;
-    // As data-path.e2e.test.ts installs: the default overlay (plus the startupProbe TCG needs), then
-    // the examples' application side with the nlink0fs fixture as the FUSE source.
-    await kubectlOk(['apply', '-f', '-'], asList(render(kustomize!, '../test/node/data-path/install')));
+    // As data-path.e2e.test.ts installs: the default overlay unchanged, then the examples'
+    // application side with the nlink0fs fixture as the FUSE source.
+    await kubectlOk(['apply', '-f', '-'], asList(render(kustomize!, '.')));
     await waitFor(
       'deployment/dfs-injector with a ready replica and the caBundle patched in',
       async () => {
