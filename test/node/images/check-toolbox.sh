@@ -46,6 +46,18 @@ done
 run ip link set lo up
 [ "$rc" -eq 0 ] || fail "ip link set lo up gave exit $rc: $out"
 
+# The data path's read loop (test/node/data-path/figures.ts): dd with O_DIRECT, cut, grep, head.
+# O_DIRECT needs a file system that takes it, so the check reads /proc/uptime plainly and only
+# asks that dd knows the flag (an unknown iflag is a usage error, exit 1, with its name).
+printf 'line one\nskip records\nline three\n' >"$tb/tmp/check-toolbox.txt"
+# (no /dev in the tree: dd's output and its records line go to files)
+expect 'line one' sh -c 'dd if=/tmp/check-toolbox.txt bs=9 count=1 2>/tmp/check-toolbox.err | head -n 1'
+run sh -c 'dd if=/tmp/check-toolbox.txt of=/tmp/check-toolbox.out iflag=direct bs=4096 count=1 2>&1'
+case $out in *'invalid'*|*'unknown'*) fail "dd does not know iflag=direct (exit $rc): $out" ;; esac
+expect 'line one' sh -c 'grep -v records /tmp/check-toolbox.txt | head -n 1'
+expect 'b' sh -c 'echo "a b c" | cut -d" " -f2'
+rm -f "$tb"/tmp/check-toolbox.txt "$tb"/tmp/check-toolbox.err "$tb"/tmp/check-toolbox.out
+
 # A tiny HTTP server on loopback port 80 of this namespace: the suites fetch http://<ClusterIP>/
 # without a port, which makes wget look the port up by service name.
 mkdir -p "$tb/tmp/check-toolbox"
@@ -69,4 +81,4 @@ case $out in *'toolbox ok'*) ;; *) fail "nc -w 5 127.0.0.1 80 did not fetch the 
 # No DNS server here: nslookup must fail cleanly, not crash or hang.
 run nslookup localhost 127.0.0.1
 [ "$rc" -ne 0 ] || fail "nslookup found localhost with no DNS server listening: $out"
-echo "check-toolbox: sh, id, ip, httpd, wget (with and without -T), nc and nslookup work in $tb" >&2
+echo "check-toolbox: sh, id, ip, dd, cut, grep, head, httpd, wget (with and without -T), nc and nslookup work in $tb" >&2
