@@ -1,7 +1,7 @@
 // The cluster reads of `dfs-injector check`, on @kubernetes/client-node; loaded only when the
 // command runs (see LazyClusterReader for why). Every list is paged; every network wait is bounded.
 import { connect, type PeerCertificate, type DetailedPeerCertificate } from 'node:tls';
-import { ApiException, AppsV1Api, CoreV1Api, DiscoveryV1Api, AdmissionregistrationV1Api, type KubeConfig, type V1ContainerState, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, AppsV1Api, CoreV1Api, DiscoveryV1Api, AdmissionregistrationV1Api, type KubeConfig, type V1ContainerState, type V1DaemonSet, type V1Pod } from '@kubernetes/client-node';
 import { isPodReady, MOUNTER } from '../lib/audit/index.js';
 import type { CheckPod, DeploymentFacts, DryRunOutcome, ExecOutcome, MounterPodFacts, ServedCertificate, ShareExpectation, SmbServiceFacts, WebhookConfigurationFacts } from '../lib/check/index.js';
 import { DEFAULT_MOUNT_OPTIONS, EXEC_OUTPUT_LIMIT, parseServiceHost } from '../lib/check/index.js';
@@ -152,14 +152,19 @@ export class KubeCheckCluster implements CheckCluster {
     );
   }
 
-  async mounterSmbService(): Promise<{ namespace: string; name: string; source: string } | undefined> {
-    let ds;
+  /** The mounter DaemonSet, or undefined when it is not installed. */
+  private async mounterDaemonSet(): Promise<V1DaemonSet | undefined> {
     try {
-      ds = await this.apps.readNamespacedDaemonSet({ namespace: MOUNTER.namespace, name: MOUNTER.name });
+      return await this.apps.readNamespacedDaemonSet({ namespace: MOUNTER.namespace, name: MOUNTER.name });
     } catch (error) {
       if (notFound(error)) return undefined;
       throw describeApiError(error, `cannot read daemonset ${MOUNTER.namespace}/${MOUNTER.name}`);
     }
+  }
+
+  async mounterSmbService(): Promise<{ namespace: string; name: string; source: string } | undefined> {
+    const ds = await this.mounterDaemonSet();
+    if (ds === undefined) return undefined;
     for (const container of ds.spec?.template.spec?.containers ?? []) {
       const value = container.env?.find((e) => e.name === 'DFS_SMB_SERVICE')?.value;
       const parsed = value === undefined ? undefined : parseServiceHost(value);
@@ -169,13 +174,8 @@ export class KubeCheckCluster implements CheckCluster {
   }
 
   async mounterShare(): Promise<ShareExpectation | undefined> {
-    let ds;
-    try {
-      ds = await this.apps.readNamespacedDaemonSet({ namespace: MOUNTER.namespace, name: MOUNTER.name });
-    } catch (error) {
-      if (notFound(error)) return undefined;
-      throw describeApiError(error, `cannot read daemonset ${MOUNTER.namespace}/${MOUNTER.name}`);
-    }
+    const ds = await this.mounterDaemonSet();
+    if (ds === undefined) return undefined;
     for (const container of ds.spec?.template.spec?.containers ?? []) {
       const env = (name: string): string | undefined => container.env?.find((e) => e.name === name)?.value;
       const hostPath = env('DFS_HOST_PATH');
