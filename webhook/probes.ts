@@ -2,6 +2,7 @@ import type * as Http from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { FastifyBaseLogger } from 'fastify';
+import { listenOn } from './listen.js';
 
 // Required, not imported: as an ES module node:http's namespace is built eagerly, which runs its
 // lazy WebSocket getter and loads undici, about 10 ms of every start (docs/benchmarks.md).
@@ -45,16 +46,10 @@ export function createProbeServer(logger: FastifyBaseLogger, routes: ProbeRoutes
   let closing: Promise<void> | undefined;
   return {
     server,
-    listen: ({ port, host }) =>
-      new Promise<void>((resolve, reject) => {
-        const onError = (error: Error): void => reject(error);
-        server.once('error', onError);
-        server.listen(port, host, () => {
-          server.off('error', onError);
-          logger.info({ url: `http://${host}:${(server.address() as { port: number }).port}` }, 'probes server listening');
-          resolve();
-        });
-      }),
+    listen: async ({ port, host }) => {
+      await listenOn(server, port, host);
+      logger.info({ url: `http://${host}:${(server.address() as { port: number }).port}` }, 'probes server listening');
+    },
     close: () => {
       closing ??= new Promise<void>((resolve) => {
         if (!server.listening) {

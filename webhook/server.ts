@@ -7,6 +7,7 @@ import type { Config } from '../lib/config.js';
 import { createAdmissionHandler, type AdmissionLimits, type ReviewFunction } from './admission-handler.js';
 import { trackConnections } from './connections.js';
 import { createLogLimiter } from './log-limiter.js';
+import { listenOn } from './listen.js';
 import { createMetrics, type WebhookMetrics } from './metrics.js';
 import { createProbeServer, type ProbeServer } from './probes.js';
 import { TlsPairError, validateTlsPair, validityProblem, type TlsPair, type TlsPairInfo } from './tls-pair.js';
@@ -186,15 +187,7 @@ export function buildServer(options: ServerOptions): WebhookServer {
   const connections = trackConnections(server);
   const admission: AdmissionServer = {
     server,
-    listen: ({ port, host }) =>
-      new Promise<void>((resolve, reject) => {
-        const onError = (error: Error): void => reject(error);
-        server.once('error', onError);
-        server.listen(port, host, () => {
-          server.off('error', onError);
-          resolve();
-        });
-      }),
+    listen: ({ port, host }) => listenOn(server, port, host),
   };
 
   async function readiness(): Promise<ReadinessReport> {
