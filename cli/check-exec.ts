@@ -84,10 +84,10 @@ export class KubePodExec {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        // terminate, not close: a close handshake waits on a peer that may be the thing that hangs.
-        if (socket !== undefined) (socket.terminate ?? socket.close).call(socket);
+        stopReading();
         resolve(outcome);
       };
+      // terminate, not close: a close handshake waits on a peer that may be the thing that hangs.
       const stopReading = (): void => {
         if (socket !== undefined) (socket.terminate ?? socket.close).call(socket);
       };
