@@ -319,7 +319,18 @@ describe.runIf(ok)('the webhook image, as its Deployment runs it', () => {
   it('--version prints package.json\'s version', async () => {
     const r = await runOnce(image('webhook'), ['--version']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.trim()).toContain(VERSION);
+    expect(r.stdout).toBe(`${VERSION}\n`);
+  });
+
+  it('runs the Node.js release CI tests for the line its Dockerfile names', async () => {
+    const line = /^ARG NODE_IMAGE=node:(\d+)-/m.exec(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8'))?.[1];
+    const tested = readFileSync(join(REPO_ROOT, 'test', 'tools', 'node-versions'), 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${line}.`));
+    expect(tested, `test/tools/node-versions has no Node.js ${line} release`).toBeDefined();
+    const r = await runOnce(image('webhook'), ['--version'], ['--entrypoint', 'node']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`v${tested}\n`);
   });
 });
 
