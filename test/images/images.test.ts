@@ -93,6 +93,16 @@ describe.runIf(ok)('release images', () => {
     );
   });
 
+  // The table in docs/images.md is what a user reads before pulling; a change that moves an
+  // image's size by more than a tenth (a new dependency, a lost prune) must update it.
+  it.each(['webhook', 'smbd', 'mounter'])('%s is the size docs/images.md records, within a tenth', (name) => {
+    const doc = readFileSync(join(REPO_ROOT, 'docs', 'images.md'), 'utf8');
+    const recorded = new RegExp(`^\\| ${name} \\| (\\d+) MB \\|`, 'm').exec(doc)?.[1];
+    expect(recorded, `docs/images.md has no size row for ${name}`).toBeDefined();
+    const built = images.get(name)!.size / 1e6;
+    expect(Math.abs(built - Number(recorded)) / built, `${name} is ${built.toFixed(0)} MB; docs/images.md says ${recorded} MB`).toBeLessThanOrEqual(0.1);
+  });
+
   it.each(['webhook', 'smbd', 'mounter'])('%s carries no compiler, package cache, npm cache or test file', async (name) => {
     const r = await shellIn(
       image(name),
