@@ -93,6 +93,33 @@ describe('supported Node.js lines', () => {
     const base = /^ARG NODE_IMAGE=node:(\d+)-/m.exec(read('Dockerfile'))?.[1];
     expect(lines.map((l) => l.split('.')[0])).toContain(base);
   });
+
+  // The Node.js release schedule (github.com/nodejs/Release, schedule.json): when each line
+  // became an LTS line and when its support ends. A line past its end fails the first test below
+  // on that day: the admission path must not run an unsupported runtime.
+  const SCHEDULE: Record<string, { lts: string; end: string }> = {
+    '20': { lts: '2023-10-24', end: '2026-04-30' },
+    '22': { lts: '2024-10-29', end: '2027-04-30' },
+    '24': { lts: '2025-10-28', end: '2028-04-30' },
+    '26': { lts: '2026-10-28', end: '2029-04-30' },
+  };
+  const today = new Date().toISOString().slice(0, 10);
+
+  it('the webhook image runs an LTS line that is supported today (Active or Maintenance LTS)', () => {
+    const base = /^ARG NODE_IMAGE=node:(\d+)-/m.exec(read('Dockerfile'))?.[1] ?? '';
+    const line = SCHEDULE[base];
+    expect(line, `Node.js ${base} is not in this test's release schedule: add it`).toBeDefined();
+    expect(today >= line!.lts, `Node.js ${base} is not an LTS line until ${line!.lts}`).toBe(true);
+    expect(today < line!.end, `Node.js ${base} reached its end of life on ${line!.end}: move ARG NODE_IMAGE in Dockerfile to a supported LTS line`).toBe(true);
+  });
+
+  it('the README says which of the lines engines admits have reached their end of life', () => {
+    const readme = read('README.md').replace(/\s+/g, ' ');
+    for (const line of lines.map((l) => l.split('.')[0]!)) {
+      expect(SCHEDULE[line], `Node.js ${line} is not in this test's release schedule: add it`).toBeDefined();
+      if (today >= SCHEDULE[line]!.end) expect(readme.includes(`Node.js ${line} reached its end of life`), `README.md must say "Node.js ${line} reached its end of life"`).toBe(true);
+    }
+  });
 });
 
 const lint = findTool('actionlint', { onPath: true });
