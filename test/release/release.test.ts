@@ -37,8 +37,25 @@ describe('image tags', () => {
     expect(defaultConfig.source.sidecar.image).toBe(`${REGISTRY}/smbd:${VERSION}`);
   });
 
-  it('every image the docs and Dockerfiles name is one a release publishes, at this version', () => {
-    const docs = ['README.md', 'manifests/README.md', 'shim/README.md', 'docs/configuration.md', 'docs/images.md', ...Object.values(IMAGES).map((i) => i.file)];
+  it('the chart deploys the images of this version and is released with them', () => {
+    const chart = parse(read('charts/dfs-injector/Chart.yaml'));
+    expect(chart.appVersion).toBe(VERSION);
+    const values = parse(read('charts/dfs-injector/values.yaml'));
+    expect(values.webhook.image).toMatchObject({ repository: `${REGISTRY}/dfs-injector`, tag: VERSION });
+    expect(values.mounter.image).toMatchObject({ repository: `${REGISTRY}/mounter`, tag: VERSION });
+    expect(values.config.source.sidecar.image).toBe(`${REGISTRY}/smbd:${VERSION}`);
+  });
+
+  it('every image the docs, Dockerfiles, manifests and chart name is one a release publishes, at this version', () => {
+    // Every Markdown file and Dockerfile outside the tests and build output, and every file of
+    // the manifests and the chart: a page added later is checked without being listed here.
+    const skip = new Set(['node_modules', '.git', 'dist', 'dist-image', '.dev', '.tmp', 'test']);
+    const files = (dir: string): string[] =>
+      readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? (skip.has(e.name) ? [] : files(join(dir, e.name))) : e.isFile() ? [join(dir, e.name)] : [],
+      );
+    const docs = files('').filter((f) => /\.md$|(^|\/)Dockerfile$/.test(f) || (/^(manifests|charts)\//.test(f) && /\.(ya?ml|json)$/.test(f)));
+    for (const expected of ['README.md', 'docs/images.md', 'Dockerfile', 'shim/Dockerfile', 'manifests/base/deployment.yaml', 'charts/dfs-injector/values.yaml']) expect(docs).toContain(expected);
     let named = 0;
     for (const doc of docs) {
       for (const m of read(doc).matchAll(/ghcr\.io\/dfs-injector\/([\w.-]+)(?::([\w.-]+))?/g)) {
