@@ -10,7 +10,7 @@ import { nextRotationTime, planRotation, validity, type RotationPolicy, type Rot
 import type { CertStore } from './store.js';
 import { caBundleFor, decodeCertState, encodeCertState, type CertState } from './tls-secret.js';
 
-/** The subset of a pino/Fastify logger the lifecycle uses. */
+/** The subset of a pino logger the lifecycle uses. */
 export interface CertLogger {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;

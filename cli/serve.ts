@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import type { CertReportingTarget } from '../certs/cluster.js';
 import type { CertLifecycle } from '../certs/lifecycle.js';
 import { defineCommand, type OptionSpec, type ParsedArgs } from './command.js';
@@ -78,7 +78,7 @@ export const serveCommand = defineCommand({
     // With --tls-secret the files do not exist yet: the certificate lifecycle writes them first.
     const certs = await clusterCertificates(args, dev, tls, logLevel);
 
-    // Loaded here, not at the top: `inject` and `--help` should not pay for fastify and pino.
+    // Loaded here, not at the top: `inject` and `--help` should not pay for pino and the server.
     const { serve, ServeError } = await import('../webhook/serve.js');
     let running: Awaited<ReturnType<typeof serve>>;
     try {
@@ -137,7 +137,7 @@ const CLUSTER_FLAGS = ['webhook-config', 'namespace', 'service', 'kubeconfig'] a
 interface ClusterCertificates {
   readonly lifecycle: CertLifecycle;
   /** Shared with serve(), so both write one ordered log stream. */
-  readonly logger: FastifyBaseLogger;
+  readonly logger: Logger;
   report(server: CertReportingTarget): void;
 }
 
@@ -161,7 +161,7 @@ async function clusterCertificates(
     throw new UsageError('--tls-secret needs --webhook-config NAME and --namespace NS', COMMAND);
   }
   const { createLogger, ServeError } = await import('../webhook/serve.js');
-  let logger: FastifyBaseLogger;
+  let logger: Logger;
   try {
     logger = createLogger(logLevel ?? 'info');
   } catch (error) {

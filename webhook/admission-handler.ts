@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import type { ReviewResult } from '../lib/admission.js';
 import type { Config } from '../lib/config.js';
 import { entryForPath, type EntryContext } from '../lib/entry.js';
@@ -15,7 +15,7 @@ export type ReviewFunction = (body: unknown, entry: EntryContext, config: Config
 export interface AdmissionHandlerOptions {
   readonly getConfig: () => Config;
   readonly review: ReviewFunction;
-  readonly logger: FastifyBaseLogger;
+  readonly logger: Logger;
   readonly metrics: WebhookMetrics;
   readonly limits: AdmissionLimits;
   /** Bounds the warning lines rejected and abandoned requests write. */

@@ -1,6 +1,6 @@
 import type { Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import { internalErrorReview, type Decision } from '../lib/admission.js';
 import { ENTRY_PATHS, entryForPath } from '../lib/entry.js';
 import { isRecord } from '../lib/k8s.js';
@@ -22,7 +22,7 @@ interface Outcome {
 
 export interface ReplyContext {
   readonly exchanges: ExchangesInFlight;
-  readonly logger: FastifyBaseLogger;
+  readonly logger: Logger;
   readonly metrics: WebhookMetrics;
   readonly warnings: LogLimiter;
   readonly requestTimeoutMs: number;

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import { configHash, parseConfigText, type Config } from '../lib/config.js';
 import { errorMessage, readTextFile } from './files.js';
 import type { WebhookMetrics } from './metrics.js';
@@ -10,7 +10,7 @@ export interface ConfigReloadOptions {
   readonly currentText: string;
   readonly apply: (config: Config) => void;
   readonly metrics: Pick<WebhookMetrics, 'recordConfigReloadFailure'>;
-  readonly logger: FastifyBaseLogger;
+  readonly logger: Logger;
   readonly debounceMs?: number;
   readonly intervalMs?: number;
 }

@@ -1,7 +1,7 @@
 import type * as Http from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import { listenOn } from './listen.js';
 
 // Required, not imported: as an ES module node:http's namespace is built eagerly, which runs its
@@ -29,7 +29,7 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_HEADER_BYTES = 16 * 1024;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
-export function createProbeServer(logger: FastifyBaseLogger, routes: ProbeRoutes): ProbeServer {
+export function createProbeServer(logger: Logger, routes: ProbeRoutes): ProbeServer {
   const server = createServer(
     { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_BYTES },
     (request, response) => {

@@ -1,6 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import type { FastifyBaseLogger } from 'fastify';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { configHash, defaultConfig, type Config } from '../lib/config.js';
 import { readConfigFile, watchConfigFile, type ConfigReloader } from './config-reload.js';
 import { errorMessage } from './files.js';
@@ -26,7 +25,7 @@ export interface ServeOptions {
   /** Default "info". */
   readonly logLevel?: string;
   /** A logger to use instead of pino on stdout (tests capture output this way). */
-  readonly logger?: FastifyBaseLogger;
+  readonly logger?: Logger;
   /** Where SIGTERM and SIGINT come from; false installs no handlers. Default: the process. */
   readonly signals?: SignalSource | false;
   readonly drainTimeoutMs?: number;
@@ -188,7 +187,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
 }
 
 /** The process logger: also used by the CLI for the certificate lifecycle, so both write one format. */
-export function createLogger(level: string): FastifyBaseLogger {
+export function createLogger(level: string): Logger {
   const levels = Object.keys(pino.levels.values);
   if (level !== 'silent' && !levels.includes(level)) {
     throw new ServeError(`--log-level ${JSON.stringify(level)} must be one of ${[...levels, 'silent'].join(', ')}`);
@@ -219,10 +218,9 @@ function rethrowAsServeError(error: unknown): never {
   throw new ServeError(errorMessage(error));
 }
 
-function flush(logger: FastifyBaseLogger): void {
-  const flushable = logger as FastifyBaseLogger & { flush?: () => void };
+function flush(logger: Logger): void {
   try {
-    flushable.flush?.();
+    logger.flush();
   } catch {
     // A logger whose stream is already gone has nothing left to flush.
   }

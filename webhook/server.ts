@@ -1,7 +1,6 @@
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { Server as NetServer } from 'node:net';
-import type { FastifyBaseLogger } from 'fastify';
-import { pino, type LoggerOptions } from 'pino';
+import { pino, type Logger, type LoggerOptions } from 'pino';
 import { reviewAdmission } from '../lib/admission.js';
 import type { Config } from '../lib/config.js';
 import { createAdmissionHandler, type AdmissionLimits, type ReviewFunction } from './admission-handler.js';
@@ -41,8 +40,8 @@ export interface ServerOptions {
   /** Read on every request, so a reload only has to swap what this returns. */
   readonly getConfig: () => Config;
   readonly tls: TlsPair;
-  /** A pino (or Fastify) logger, pino options, or false for silence. Default: pino at info. */
-  readonly logger?: FastifyBaseLogger | LoggerOptions | false;
+  /** A pino logger, pino options, or false for silence. Default: pino at info. */
+  readonly logger?: Logger | LoggerOptions | false;
   /** Default: a fresh registry without process metrics. */
   readonly metrics?: WebhookMetrics;
   /** How long `shutdown()` keeps serving after turning not-ready. Default 5000. */
@@ -74,7 +73,7 @@ export interface WebhookServer {
   /** Plain HTTP: /healthz, /readyz, /metrics. Not listening yet. */
   readonly probes: ProbeServer;
   readonly metrics: WebhookMetrics;
-  readonly logger: FastifyBaseLogger;
+  readonly logger: Logger;
   /** Validates a new pair and serves it to new connections; throws TlsPairError if unusable. */
   setTls(pair: TlsPair, source?: string): TlsPairInfo;
   addReadinessCheck(check: ReadinessCheck): void;
@@ -300,15 +299,15 @@ export function buildServer(options: ServerOptions): WebhookServer {
   };
 }
 
-function resolveLogger(option: ServerOptions['logger']): FastifyBaseLogger {
+function resolveLogger(option: ServerOptions['logger']): Logger {
   if (option === false) return pino({ level: 'silent' });
   if (option === undefined) return pino({ level: 'info' });
   if (isLogger(option)) return option;
   return pino(option);
 }
 
-function isLogger(value: FastifyBaseLogger | LoggerOptions): value is FastifyBaseLogger {
-  return typeof (value as Partial<FastifyBaseLogger>).child === 'function' && typeof (value as Partial<FastifyBaseLogger>).info === 'function';
+function isLogger(value: Logger | LoggerOptions): value is Logger {
+  return typeof (value as Partial<Logger>).child === 'function' && typeof (value as Partial<Logger>).info === 'function';
 }
 
 function configLoaded(getConfig: () => Config): boolean {

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import { errorMessage, readTextFile } from './files.js';
 import type { WebhookMetrics } from './metrics.js';
 import type { TlsPair, TlsPairInfo } from './tls-pair.js';
@@ -12,7 +12,7 @@ export interface TlsReloadOptions {
   /** Validates and installs a pair (WebhookServer.setTls); throws if the pair is unusable. */
   readonly apply: (pair: TlsPair, source: string) => TlsPairInfo;
   readonly metrics: Pick<WebhookMetrics, 'recordTlsReloadFailure'>;
-  readonly logger: FastifyBaseLogger;
+  readonly logger: Logger;
   readonly debounceMs?: number;
   readonly intervalMs?: number;
 }

@@ -1,13 +1,13 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 
 export interface DirectoryWatchOptions {
   /** Files whose directories are watched. */
   readonly files: readonly string[];
   /** Re-reads the files; called at most once at a time, errors are logged and swallowed. */
   readonly onChange: () => Promise<void>;
-  readonly logger: FastifyBaseLogger;
+  readonly logger: Logger;
   /** Quiet time after the last event before `onChange` runs. */
   readonly debounceMs?: number;
   /** Fallback re-check for events the watcher missed (a replaced directory, a full inotify table). */
