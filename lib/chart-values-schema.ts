@@ -113,6 +113,15 @@ export function chartValuesSchema(): JsonSchema {
         name: dnsLabel('Service name'),
         namespace: dnsLabel("The source pod's namespace"),
         port: int('Service port', 1, 65535),
+        networkPolicy: closed('A NetworkPolicy admitting the smbd port of the source pods from the nodes only (manifests/README.md, "Trust boundary")', {
+          enabled: bool('Render it (the source namespace must exist)'),
+          nodeCIDRs: {
+            type: 'array',
+            description: "The networks of the nodes' addresses (kubectl get nodes -o wide, INTERNAL-IP)",
+            minItems: 1,
+            items: str('An IPv4 or IPv6 network in CIDR notation', { pattern: '^[0-9a-fA-F:.]+/[0-9]{1,3}$' }),
+          },
+        }),
       }),
       metrics: closed('Prometheus Operator objects (monitoring.coreos.com/v1)', {
         podMonitor: closed("A PodMonitor for the webhook pods' /metrics", {

@@ -87,7 +87,7 @@ describe.skipIf(!available)('the Helm chart', () => {
 
   it.each([
     ['default values', {}],
-    ['every option on', { certificates: { mode: 'cert-manager' }, smbService: { enabled: true }, metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } }],
+    ['every option on', { certificates: { mode: 'cert-manager' }, smbService: { enabled: true, networkPolicy: { enabled: true } }, metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } }],
   ])('passes helm lint --strict with %s', (_name, values) => {
     const result = helm(bin, ['lint', '--strict', CHART, ...setJson(values)]);
     expect(result.stderr + result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
@@ -113,11 +113,33 @@ describe.skipIf(!available)('the Helm chart', () => {
     expect(withoutListedDifferences(find(chart, 'Service', 'dfs-smb'))).toEqual(service);
   });
 
+  it('renders the NetworkPolicy as components/smb-network-policy gives it to the examples', () => {
+    const chart = template(bin, { smbService: { networkPolicy: { enabled: true } } });
+    const policy = find(render(kustomize!, 'overlays/examples'), 'NetworkPolicy', 'dfs-smb');
+    expect(withoutListedDifferences(find(chart, 'NetworkPolicy', 'dfs-smb'))).toEqual(policy);
+  });
+
+  it("admits the smbd sidecar's configured port from every node network, and leaves every other port open", () => {
+    const ingressOf = (port: number): any[] =>
+      find(template(bin, { config: { source: { sidecar: { port } } }, smbService: { networkPolicy: { enabled: true, nodeCIDRs: ['192.168.10.0/24', 'fd00:10::/64'] } } }), 'NetworkPolicy', 'dfs-smb').spec.ingress;
+    const [smb, rest] = ingressOf(1445);
+    expect(smb).toEqual({ from: [{ ipBlock: { cidr: '192.168.10.0/24' } }, { ipBlock: { cidr: 'fd00:10::/64' } }], ports: [{ protocol: 'TCP', port: 1445 }] });
+    expect(rest.ports.filter((p: { protocol: string }) => p.protocol === 'TCP')).toEqual([
+      { protocol: 'TCP', port: 1, endPort: 1444 },
+      { protocol: 'TCP', port: 1446, endPort: 65535 },
+    ]);
+    // At either end of the range there is no empty range on that side.
+    expect(ingressOf(1)[1].ports.filter((p: { protocol: string }) => p.protocol === 'TCP')).toEqual([{ protocol: 'TCP', port: 2, endPort: 65535 }]);
+    expect(ingressOf(65535)[1].ports.filter((p: { protocol: string }) => p.protocol === 'TCP')).toEqual([{ protocol: 'TCP', port: 1, endPort: 65534 }]);
+  });
+
   it.each([
     ['webhook.replica', { webhook: { replica: 3 } }, "additional properties 'replica' not allowed"],
     ['config.consumer.mountPaht', { config: { consumer: { mountPaht: '/data' } } }, "additional properties 'mountPaht' not allowed"],
     ['certificates.mode', { certificates: { mode: 'vault' } }, "at '/certificates/mode': value must be one of"],
     ['mounter.env.DFS_HOST_PATH', { mounter: { env: { DFS_HOST_PATH: '/x' } } }, 'DFS_HOST_PATH'],
+    ['smbService.networkPolicy.nodeCIDR', { smbService: { networkPolicy: { nodeCIDR: '192.168.10.0/24' } } }, "additional properties 'nodeCIDR' not allowed"],
+    ['smbService.networkPolicy.nodeCIDRs', { smbService: { networkPolicy: { nodeCIDRs: ['192.168.10.0'] } } }, "at '/smbService/networkPolicy/nodeCIDRs/0': '192.168.10.0' does not match pattern"],
   ])('refuses a misspelt or invalid value (%s) with a message that names it', (_name, values, message) => {
     expect(() => template(bin, values)).toThrow(message);
   });
