@@ -43,6 +43,28 @@ const image = (what: string): JsonSchema =>
 const duration = (description: string): JsonSchema => str(description, { pattern: '^([0-9]+(\\.[0-9]+)?(h|m|s|ms))+$' });
 const dnsLabel = (description: string): JsonSchema => str(description, { pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' });
 const labels = (description: string): JsonSchema => ({ type: 'object', description, additionalProperties: { type: 'string' } });
+/**
+ * The variables manifests/mounter/dfs-mounter.sh reads (its "Environment" header, which a test
+ * keeps equal to this list), less DFS_HOST_PATH, which the chart sets from config.hostPath. A
+ * DFS_* name outside it is a typo the script would ignore, so the schema refuses it.
+ */
+export const MOUNTER_ENV_NAMES = [
+  'DFS_SMB_SERVICE',
+  'DFS_SMB_ADDRESS',
+  'DFS_SHARE_NAME',
+  'DFS_MOUNT_OPTIONS',
+  'DFS_CHECK_INTERVAL',
+  'DFS_STAT_TIMEOUT',
+  'DFS_MOUNT_TIMEOUT',
+  'DFS_FAILURE_THRESHOLD',
+  'DFS_BACKOFF_INITIAL',
+  'DFS_BACKOFF_MAX',
+  'DFS_READY_FILE',
+  'DFS_READY_MAX_AGE',
+  'DFS_PROBE_DIR',
+  'DFS_UNMOUNT_ON_EXIT',
+  'DFS_MOUNTINFO',
+] as const;
 const envValue: JsonSchema = {
   anyOf: [
     { type: 'string' },
@@ -98,8 +120,8 @@ export function chartValuesSchema(): JsonSchema {
         resources,
         env: {
           type: 'object',
-          description: 'Environment of the mounter (a string is a value, a map a valueFrom); DFS_HOST_PATH comes from config.hostPath',
-          propertyNames: { pattern: '^[A-Z_][A-Z0-9_]*$', not: { const: 'DFS_HOST_PATH' } },
+          description: 'Environment of the mounter (a string is a value, a map a valueFrom); DFS_HOST_PATH comes from config.hostPath; a DFS_* name must be one dfs-mounter.sh reads',
+          propertyNames: { pattern: '^[A-Z_][A-Z0-9_]*$', not: { const: 'DFS_HOST_PATH' }, if: { pattern: '^DFS_' }, then: { enum: [...MOUNTER_ENV_NAMES] } },
           additionalProperties: envValue,
         },
         priorityClassName: str('priorityClassName of the mounter pods; empty for none'),

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { chartValuesSchema } from '../../lib/chart-values-schema.js';
+import { MOUNTER_ENV_NAMES, chartValuesSchema } from '../../lib/chart-values-schema.js';
 import { defaultConfig } from '../../lib/config.js';
 import { KUSTOMIZE_HINT, find, findKustomize, render, type KubeObject } from '../manifests/kustomize.js';
 import { needs } from '../support/prereq.js';
@@ -72,6 +72,15 @@ describe('values.schema.json', () => {
     expect(committed).toEqual(chartValuesSchema());
   });
 
+  it("allows in mounter.env exactly the DFS_* variables dfs-mounter.sh documents, less DFS_HOST_PATH", () => {
+    const script = readFileSync(join(CHART, '..', '..', 'manifests', 'mounter', 'dfs-mounter.sh'), 'utf8');
+    // The script's header: "# Environment ...:" then one "#   DFS_NAME  meaning" line per variable.
+    const header = script.slice(script.indexOf('# Environment'), script.indexOf('\nset -u'));
+    const documented = [...header.matchAll(/^#\s{3}(DFS_[A-Z_]+)\s/gm)].map((m) => m[1]);
+    expect(documented).toContain('DFS_HOST_PATH');
+    expect([...MOUNTER_ENV_NAMES].sort()).toEqual(documented.filter((n) => n !== 'DFS_HOST_PATH').sort());
+  });
+
   it("defaults the chart's config block to exactly the webhook's embedded defaults", () => {
     const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as { config: unknown };
     expect(values.config).toEqual(JSON.parse(JSON.stringify(defaultConfig)));
@@ -137,11 +146,18 @@ describe.skipIf(!available)('the Helm chart', () => {
     ['webhook.replica', { webhook: { replica: 3 } }, "additional properties 'replica' not allowed"],
     ['config.consumer.mountPaht', { config: { consumer: { mountPaht: '/data' } } }, "additional properties 'mountPaht' not allowed"],
     ['certificates.mode', { certificates: { mode: 'vault' } }, "at '/certificates/mode': value must be one of"],
-    ['mounter.env.DFS_HOST_PATH', { mounter: { env: { DFS_HOST_PATH: '/x' } } }, 'DFS_HOST_PATH'],
+    ['mounter.env.DFS_HOST_PATH', { mounter: { env: { DFS_HOST_PATH: '/x' } } }, "invalid propertyName 'DFS_HOST_PATH'"],
+    ['mounter.env.DFS_SHARE_NAM', { mounter: { env: { DFS_SHARE_NAM: 'dfs' } } }, "invalid propertyName 'DFS_SHARE_NAM'\n  - at '': value must be one of 'DFS_SMB_SERVICE'"],
     ['smbService.networkPolicy.nodeCIDR', { smbService: { networkPolicy: { nodeCIDR: '192.168.10.0/24' } } }, "additional properties 'nodeCIDR' not allowed"],
     ['smbService.networkPolicy.nodeCIDRs', { smbService: { networkPolicy: { nodeCIDRs: ['192.168.10.0'] } } }, "at '/smbService/networkPolicy/nodeCIDRs/0': '192.168.10.0' does not match pattern"],
   ])('refuses a misspelt or invalid value (%s) with a message that names it', (_name, values, message) => {
     expect(() => template(bin, values)).toThrow(message);
+  });
+
+  it('passes an environment variable of the mounter through, whether dfs-mounter.sh reads it or not a DFS_* name', () => {
+    const env = find(template(bin, { mounter: { env: { DFS_MOUNT_TIMEOUT: '45', TZ: 'Europe/Berlin' } } }), 'DaemonSet', 'dfs-mounter').spec.template.spec.containers[0].env;
+    expect(env).toContainEqual({ name: 'DFS_MOUNT_TIMEOUT', value: '45' });
+    expect(env).toContainEqual({ name: 'TZ', value: 'Europe/Berlin' });
   });
 
   it('keeps the host path in one value: the config, the mounter env, its volume and its mount', () => {
