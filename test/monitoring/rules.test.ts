@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import jsonpatch, { type Operation } from 'fast-json-patch';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,14 +11,17 @@ import { BUILT_CLI_HINT, WebhookProcess, builtCliAvailable, generateLoopbackCert
 import { REPO_ROOT } from '../manifests/kustomize.js';
 import { admissionReviewFor, loadPod } from '../support/fixtures.js';
 import { needs } from '../support/prereq.js';
-import { post } from '../support/webhook-client.js';
+import { post, type ClientResponse } from '../support/webhook-client.js';
 
 // The alert rules and the dashboard are checked against the series a running webhook really
 // exports: the webhook is started from dist/, sent a consumer it injects, a source it denies and a
 // malformed review, and its /metrics is scraped. Every dfs_injector_* name a rule or panel uses
 // must be in that scrape, and the promtool unit tests below are written with the scraped names and
 // label sets (plus the target labels a PodMonitor adds), never with names typed by hand.
-// kube_* series come from kube-state-metrics; their names are its documented, stable ones.
+// kube_* series come from kube-state-metrics; their names are its documented, stable ones, and
+// the values the data-path alerts match in them (the dfs-injector.io/status annotation of a
+// consumer and of a source, the smbd sidecar's container name) are taken from the pods the webhook
+// injected here, so a change to either format fails the alert tests instead of silencing an alert.
 
 const MONITORING = join(REPO_ROOT, 'manifests', 'components', 'monitoring');
 const KUBE_STATE_METRICS = new Set([
@@ -87,17 +91,52 @@ describe('metric names in PromQL', () => {
   });
 });
 
+describe('runbooks', () => {
+  it("links every alert to its own section of docs/monitoring.md, and that section says what to do", () => {
+    const doc = readFileSync(join(REPO_ROOT, 'docs', 'monitoring.md'), 'utf8');
+    const runbooks = doc.slice(doc.indexOf('\n## Alerts and runbooks\n'));
+    // "### Name" up to the next heading of level 2 or 3; GitHub's anchor of a one-word heading is its lower case.
+    const sections = new Map([...runbooks.matchAll(/^### (\S+)\n([\s\S]*?)(?=^##|(?![\s\S]))/gm)].map((m) => [m[1]!, m[2]!.trim()]));
+    const alerts = ruleGroups().flatMap((g) => g.rules.filter((r) => r.alert !== undefined)) as (Rule & { alert: string; annotations: Record<string, string> })[];
+    expect(alerts.length).toBeGreaterThan(5);
+    for (const rule of alerts) {
+      expect(rule.annotations.runbook_url, rule.alert).toBe(`https://github.com/dfs-injector/dfs-injector/blob/main/docs/monitoring.md#${rule.alert.toLowerCase()}`);
+      expect(sections.get(rule.alert)?.length ?? 0, `docs/monitoring.md has a runbook for ${rule.alert}`).toBeGreaterThan(200);
+    }
+    // And no runbook is left for an alert that no longer exists.
+    expect([...sections.keys()].sort()).toEqual(alerts.map((r) => r.alert).sort());
+  });
+});
+
 describe.skipIf(!available)('alert rules and dashboard against a live webhook scrape', () => {
   let dir: string;
   let webhook: WebhookProcess | undefined;
   let scraped: MetricSample[] = [];
+  // What the webhook wrote on the pods it injected: the dfs-injector.io/status annotation (which
+  // kube-state-metrics exports as a label) and the sidecar's container name.
+  let consumerStatus = '';
+  let sourceStatus = '';
+  let sidecarName = '';
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dfs-rules-'));
     const certs = await generateLoopbackCertificates(dir);
     webhook = await WebhookProcess.start({ dir, certPath: certs.certPath, keyPath: certs.keyPath });
-    const send = (body: unknown): Promise<unknown> => post(webhook!.port, '/mutate', body, { ca: certs.caPem });
-    await send(admissionReviewFor(loadPod('sonarr'), { namespace: 'media' }));
+    const send = (body: unknown): Promise<ClientResponse> => post(webhook!.port, '/mutate', body, { ca: certs.caPem });
+    const injected = async (pod: Record<string, any>): Promise<Record<string, any>> => {
+      const { response } = (await send(admissionReviewFor(pod, { namespace: 'media' }))).json();
+      if (response?.allowed !== true || typeof response.patch !== 'string') throw new Error(`the webhook did not inject ${pod.metadata.name}: ${JSON.stringify(response)}`);
+      return jsonpatch.applyPatch(structuredClone(pod), JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as Operation[], true, false).newDocument;
+    };
+    const consumer = await injected(loadPod('sonarr'));
+    consumerStatus = consumer.metadata.annotations['dfs-injector.io/status'];
+    const sourcePod = loadPod('decypharr-source');
+    const source = await injected(sourcePod);
+    sourceStatus = source.metadata.annotations['dfs-injector.io/status'];
+    const before = new Set(sourcePod.spec.containers.map((c: { name: string }) => c.name));
+    const added = source.spec.containers.filter((c: { name: string }) => !before.has(c.name));
+    if (added.length !== 1) throw new Error(`expected one sidecar on the source, got ${JSON.stringify(added.map((c: { name: string }) => c.name))}`);
+    sidecarName = added[0].name;
     const unprivileged = loadPod('decypharr-source');
     for (const c of unprivileged.spec.containers) delete c.securityContext;
     await send(admissionReviewFor(unprivileged, { namespace: 'media' }));
@@ -209,15 +248,15 @@ describe.skipIf(!available)('alert rules and dashboard against a live webhook sc
             { series: ready('dfs-system', 'dfs-mounter-2', 'true'), values: '1x10 0x50' },
             { series: ksm('kube_pod_info', { namespace: 'media', pod: 'sonarr-0', node: 'node-1', created_by_kind: 'StatefulSet', created_by_name: 'sonarr' }), values: '1x60' },
             {
-              series: ksm('kube_pod_annotations', { namespace: 'media', pod: 'sonarr-0', annotation_dfs_injector_io_status: '{"role":"consumer","volumes":["dfs-injector-dfs"],"configHash":"2fbaf82b6b0cce09","version":"0.1.0"}' }),
+              series: ksm('kube_pod_annotations', { namespace: 'media', pod: 'sonarr-0', annotation_dfs_injector_io_status: consumerStatus }),
               values: '1x60',
             },
             { series: ksm('kube_pod_info', { namespace: 'media', pod: 'decypharr-0', node: 'node-2', created_by_kind: 'StatefulSet', created_by_name: 'decypharr' }), values: '1x60' },
             {
-              series: ksm('kube_pod_annotations', { namespace: 'media', pod: 'decypharr-0', annotation_dfs_injector_io_status: '{"role":"source","containers":["dfs-smbd"],"configHash":"2fbaf82b6b0cce09","version":"0.1.0"}' }),
+              series: ksm('kube_pod_annotations', { namespace: 'media', pod: 'decypharr-0', annotation_dfs_injector_io_status: sourceStatus }),
               values: '1x60',
             },
-            { series: ksm('kube_pod_container_status_ready', { namespace: 'media', pod: 'decypharr-0', container: 'dfs-smbd' }), values: '1x20 0x40' },
+            { series: ksm('kube_pod_container_status_ready', { namespace: 'media', pod: 'decypharr-0', container: sidecarName }), values: '1x20 0x40' },
             { series: ksm('kube_pod_container_status_ready', { namespace: 'media', pod: 'decypharr-0', container: 'decypharr' }), values: '1x60' },
           ],
           promql_expr_test: [
