@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the full test suite needs on a fresh Debian machine, so no suite has to skip:
 # Samba and a FUSE toolchain for the shim, shellcheck for the scripts, kustomize for the
-# manifests, Helm for the chart, promtool for the alert rules, a daemonless container toolchain to
+# manifests, Helm for the chart, promtool for the alert rules, cert-manager's CRDs for the
+# e2e checks of its kinds, a daemonless container toolchain to
 # build and run the release images (buildah, podman with runc, mmdebstrap for their Debian bases),
 # actionlint for the workflows, the official Node.js binaries of every supported line, QEMU and a
 # Debian-kernel VM base for the real-kernel mounter tests (test/vm), a
@@ -48,6 +49,9 @@ bash test/tools/install-helm.sh
 
 echo "setup: promtool (the first build takes several minutes)"
 bash test/tools/install-promtool.sh
+
+echo "setup: cert-manager's CRDs (from its Go module; seconds)"
+bash test/tools/install-cert-manager-crds.sh
 
 echo "setup: control plane and node binaries (the first build takes several minutes)"
 bash test/e2e/control-plane/build.sh

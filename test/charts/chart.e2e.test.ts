@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { installCrds } from '../e2e/crds.js';
+import { CERT_MANAGER_CRDS_HINT, certManagerCrds, installCrds } from '../e2e/crds.js';
 import { findControlPlaneBinaries, writeServiceAccountKubeconfig, type KubeObject } from '../e2e/harness.js';
 import { useControlPlane } from '../e2e/use-control-plane.js';
 import { BUILT_CLI_HINT, WebhookProcess, builtCliAvailable } from '../e2e/webhook-process.js';
@@ -18,10 +18,12 @@ import { CHART, HELM_HINT, NAMESPACE, RELEASE, findTool, helm, setJson, template
 const bins = findControlPlaneBinaries();
 const helmBin = findTool('helm');
 const kustomize = findKustomize();
+const certManager = certManagerCrds();
 const available =
   needs('a loopback control plane', bins.available, bins.hint) &&
   needs('helm', helmBin !== undefined, HELM_HINT) &&
   needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT) &&
+  needs("cert-manager's CRDs", certManager !== undefined, CERT_MANAGER_CRDS_HINT) &&
   needs('the built CLI (dist/cli.js)', builtCliAvailable(), BUILT_CLI_HINT);
 
 describe.skipIf(!available)('the Helm chart on a real API server', () => {
@@ -46,7 +48,7 @@ describe.skipIf(!available)('the Helm chart on a real API server', () => {
     const ns = 'chart-dry-run';
     await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'media' } });
-    await installCrds(client, ['monitoring.coreos.com_podmonitors.yaml', 'monitoring.coreos.com_prometheusrules.yaml']);
+    await installCrds(client, ['monitoring.coreos.com_podmonitors.yaml', 'monitoring.coreos.com_prometheusrules.yaml', ...certManager!]);
     const everything = { smbService: { enabled: true, networkPolicy: { enabled: true, nodeCIDRs: ['192.168.10.0/24', 'fd00:10::/64'] } }, metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } };
     const renders = [
       template(bin, everything, ['--namespace', ns]),
@@ -56,9 +58,9 @@ describe.skipIf(!available)('the Helm chart on a real API server', () => {
     ];
     const warnings: string[] = [];
     let checked = 0;
+    const kinds = new Set<string>();
     for (const objects of renders) {
-      // cert-manager's kinds need its CRDs, which are not vendored (as in manifests.e2e.test.ts).
-      for (const object of objects.filter((o) => !o.apiVersion.startsWith('cert-manager.io/'))) {
+      for (const object of objects) {
         const path = await client.resourcePath(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name);
         const res = await client.request({
           method: 'PATCH',
@@ -68,11 +70,16 @@ describe.skipIf(!available)('the Helm chart on a real API server', () => {
         });
         if (res.status > 299) throw new Error(`${object.kind}/${object.metadata.name}: ${res.status} ${res.body}`);
         warnings.push(...res.warnings.map((w) => `${object.kind}/${object.metadata.name}: ${w}`));
+        kinds.add(`${object.apiVersion} ${object.kind}`);
         checked++;
       }
     }
     expect(warnings).toEqual([]);
     expect(checked).toBeGreaterThan(20);
+    // The kinds only some values render were among them (cert-manager's through its real CRDs).
+    for (const kind of ['cert-manager.io/v1 Issuer', 'cert-manager.io/v1 Certificate', 'networking.k8s.io/v1 NetworkPolicy', 'monitoring.coreos.com/v1 PodMonitor', 'monitoring.coreos.com/v1 PrometheusRule']) {
+      expect(kinds, kind).toContain(kind);
+    }
   });
 
   it('refuses a misspelt value at helm install, before anything is created', async () => {

@@ -1,10 +1,23 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { parse } from 'yaml';
 import { waitFor, type KubeClient, type KubeObject } from './kube-client.js';
 
-/** A CRD fixture from test/fixtures/crds (their sources and licences: README.md there). */
+/** A CRD fixture from test/fixtures/crds (their sources and licences: README.md there), or a CRD file by absolute path. */
 export function crdFixture(file: string): KubeObject {
-  return parse(readFileSync(new URL(`../fixtures/crds/${file}`, import.meta.url), 'utf8')) as KubeObject;
+  const url = isAbsolute(file) ? file : new URL(`../fixtures/crds/${file}`, import.meta.url);
+  return parse(readFileSync(url, 'utf8')) as KubeObject;
+}
+
+export const CERT_MANAGER_CRDS_HINT =
+  "Install them with: bash test/tools/install-cert-manager-crds.sh (takes them from cert-manager's Go module on the Go module proxy into ~/.cache/dfs-injector/crds/cert-manager), or set DFS_CERT_MANAGER_CRDS to their directory.";
+
+/** cert-manager's Issuer and Certificate CRDs, as test/tools/install-cert-manager-crds.sh leaves them; undefined when missing. */
+export function certManagerCrds(env: NodeJS.ProcessEnv = process.env): string[] | undefined {
+  const dir = env.DFS_CERT_MANAGER_CRDS ?? join(homedir(), '.cache', 'dfs-injector', 'crds', 'cert-manager');
+  const files = ['cert-manager.io_issuers.yaml', 'cert-manager.io_certificates.yaml'].map((f) => join(dir, f));
+  return files.every((f) => existsSync(f)) ? files : undefined;
 }
 
 /** Applies CRDs and waits until each is Established, so its kinds can be written at once. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../lib/config.js';
 import { injectDocument } from '../../lib/inject.js';
+import { CERT_MANAGER_CRDS_HINT, certManagerCrds, installCrds } from '../e2e/crds.js';
 import { findControlPlaneBinaries, KubeApiError } from '../e2e/harness.js';
 import { useControlPlane } from '../e2e/use-control-plane.js';
 import { needs } from '../support/prereq.js';
@@ -13,9 +14,11 @@ import { KUSTOMIZE_HINT, find, findKustomize, render, type KubeObject } from './
 
 const binaries = findControlPlaneBinaries();
 const kustomize = findKustomize();
+const certManager = certManagerCrds();
 const available =
   needs('a loopback Kubernetes control plane (etcd, kube-apiserver)', binaries.available, binaries.hint) &&
-  needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT);
+  needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT) &&
+  needs("cert-manager's CRDs", certManager !== undefined, CERT_MANAGER_CRDS_HINT);
 
 describe.skipIf(!available)('rendered manifests on a real API server', () => {
   // No controller manager: nothing here should run, only be admitted.
@@ -70,8 +73,10 @@ describe.skipIf(!available)('rendered manifests on a real API server', () => {
     expect(await applyAll(render(kustomize!, dir))).toEqual([]);
   });
 
-  it('accepts every built-in object of manifests/overlays/cert-manager (cert-manager kinds need its CRDs)', async () => {
-    const objects = render(kustomize!, 'overlays/cert-manager').filter((o) => !o.apiVersion.startsWith('cert-manager.io/'));
+  it("accepts every object of manifests/overlays/cert-manager, its Issuers and Certificates through cert-manager's own CRDs", async () => {
+    await installCrds(plane().client, certManager!);
+    const objects = render(kustomize!, 'overlays/cert-manager');
+    expect(objects.filter((o) => o.apiVersion === 'cert-manager.io/v1').map((o) => o.kind).sort()).toEqual(['Certificate', 'Certificate', 'Issuer', 'Issuer']);
     expect(await applyAll(objects)).toEqual([]);
   });
 
