@@ -8,7 +8,7 @@ import { useControlPlane } from '../e2e/use-control-plane.js';
 import { BUILT_CLI_HINT, WebhookProcess, builtCliAvailable } from '../e2e/webhook-process.js';
 import { KUSTOMIZE_HINT, findKustomize, render } from '../manifests/kustomize.js';
 import { needs } from '../support/prereq.js';
-import { CHART, HELM_HINT, NAMESPACE, RELEASE, findTool, helm, setJson, template } from './helm.js';
+import { CHART, HELM_HINT, NAMESPACE, NON_DEFAULT_VALUES, RELEASE, findTool, helm, setJson, template } from './helm.js';
 
 // The chart on a real kube-apiserver: every object it can render is accepted under strict field
 // validation; `helm install` creates what `kubectl apply -k` creates; and `helm upgrade` to a
@@ -53,6 +53,7 @@ describe.skipIf(!available)('the Helm chart on a real API server', () => {
     const renders = [
       template(bin, everything, ['--namespace', ns]),
       template(bin, { ...everything, certificates: { mode: 'cert-manager' } }, ['--namespace', ns]),
+      template(bin, NON_DEFAULT_VALUES, ['--namespace', ns]),
       // The kustomize component's own objects (the same, but checked as shipped).
       render(kustomize!, 'overlays/monitoring').filter((o) => o.apiVersion.startsWith('monitoring.coreos.com/')).map((o) => ({ ...o, metadata: { ...o.metadata, namespace: ns } })),
     ];

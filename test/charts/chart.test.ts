@@ -6,7 +6,7 @@ import { MOUNTER_ENV_NAMES, chartValuesSchema } from '../../lib/chart-values-sch
 import { defaultConfig } from '../../lib/config.js';
 import { KUSTOMIZE_HINT, find, findKustomize, render, type KubeObject } from '../manifests/kustomize.js';
 import { needs } from '../support/prereq.js';
-import { CHART, HELM_HINT, NAMESPACE, findTool, helm, setJson, template } from './helm.js';
+import { CHART, HELM_HINT, NAMESPACE, NON_DEFAULT_VALUES, findTool, helm, setJson, template } from './helm.js';
 
 // The chart must give what `kubectl apply -k` gives. Every difference the two are allowed to have
 // is listed here, and removed from the chart's objects before they are compared; anything else
@@ -158,6 +158,40 @@ describe.skipIf(!available)('the Helm chart', () => {
     const env = find(template(bin, { mounter: { env: { DFS_MOUNT_TIMEOUT: '45', TZ: 'Europe/Berlin' } } }), 'DaemonSet', 'dfs-mounter').spec.template.spec.containers[0].env;
     expect(env).toContainEqual({ name: 'DFS_MOUNT_TIMEOUT', value: '45' });
     expect(env).toContainEqual({ name: 'TZ', value: 'Europe/Berlin' });
+  });
+
+  it('puts every non-default value in the field of the base it stands for', () => {
+    const objects = template(bin, NON_DEFAULT_VALUES);
+    const { webhook: w, mounter: m } = NON_DEFAULT_VALUES;
+    expect(objects.filter((o) => o.kind === 'Namespace')).toEqual([]);
+    const deployment = find(objects, 'Deployment', 'dfs-injector');
+    expect(deployment.spec).toMatchObject({ replicas: w.replicas, revisionHistoryLimit: w.revisionHistoryLimit });
+    const pod = deployment.spec.template.spec;
+    expect(pod).toMatchObject({ nodeSelector: w.nodeSelector, tolerations: w.tolerations, terminationGracePeriodSeconds: w.terminationGracePeriodSeconds });
+    expect(pod.containers[0]).toMatchObject({ image: 'registry.example/dfs-injector:9.9.9', imagePullPolicy: 'Always', resources: w.resources });
+    expect(pod.containers[0].lifecycle).toBeUndefined();
+    expect(find(objects, 'PodDisruptionBudget', 'dfs-injector').spec.minAvailable).toBe(2);
+    const entries = find(objects, 'MutatingWebhookConfiguration', 'dfs-injector').webhooks;
+    expect(entries).toHaveLength(4);
+    for (const entry of entries) {
+      expect(entry).toMatchObject({ failurePolicy: 'Ignore', timeoutSeconds: 10 });
+      expect(entry.namespaceSelector.matchExpressions).toContainEqual({ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'flux-system', NAMESPACE] });
+      expect(entry.namespaceSelector.matchExpressions.at(-1)).toEqual(w.namespaceSelectorExtra[0]);
+    }
+    const daemonSet = find(objects, 'DaemonSet', 'dfs-mounter');
+    expect(daemonSet.spec.updateStrategy.rollingUpdate.maxUnavailable).toBe('20%');
+    const mounterPod = daemonSet.spec.template.spec;
+    expect(mounterPod).toMatchObject({ nodeSelector: m.nodeSelector, terminationGracePeriodSeconds: 20 });
+    expect(mounterPod.tolerations).toBeUndefined();
+    expect(mounterPod.priorityClassName).toBeUndefined();
+    expect(mounterPod.containers[0]).toMatchObject({ image: 'registry.example/dfs-mounter:9.9.9', imagePullPolicy: 'Always', resources: m.resources });
+    expect(mounterPod.containers[0].env).toEqual(expect.arrayContaining([{ name: 'DFS_SHARE_NAME', value: 'media' }, { name: 'DFS_CHECK_INTERVAL', value: '20' }]));
+  });
+
+  it('leaves out the PodDisruptionBudget and the mounter when they are turned off', () => {
+    const objects = template(bin, { webhook: { podDisruptionBudget: { enabled: false } }, mounter: { enabled: false } });
+    expect(objects.filter((o) => o.kind === 'PodDisruptionBudget' || o.metadata.name.startsWith('dfs-mounter'))).toEqual([]);
+    expect(find(objects, 'Deployment', 'dfs-injector')).toBeDefined();
   });
 
   it('keeps the host path in one value: the config, the mounter env, its volume and its mount', () => {

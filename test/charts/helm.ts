@@ -54,3 +54,33 @@ export function template(bin: string, values: Record<string, unknown> = {}, extr
   if (result.status !== 0) throw new Error(`helm template failed (${result.status}):\n${result.stderr}`);
   return parseObjects(result.stdout, 'helm template');
 }
+
+/** A value other than its default for every value that sets a field of the base's objects. */
+export const NON_DEFAULT_VALUES = {
+  namespace: { create: false },
+  webhook: {
+    replicas: 3,
+    revisionHistoryLimit: 2,
+    image: { repository: 'registry.example/dfs-injector', tag: '9.9.9', pullPolicy: 'Always' },
+    resources: { requests: { cpu: '100m', memory: '200Mi' }, limits: { memory: '400Mi' } },
+    failurePolicy: 'Ignore',
+    timeoutSeconds: 10,
+    excludeNamespaces: ['kube-system', 'flux-system'],
+    namespaceSelectorExtra: [{ key: 'team', operator: 'NotIn', values: ['payments'] }],
+    preStopSleepSeconds: 0,
+    terminationGracePeriodSeconds: 45,
+    podDisruptionBudget: { enabled: true, minAvailable: 2 },
+    nodeSelector: { 'kubernetes.io/os': 'linux' },
+    tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'infra', effect: 'NoSchedule' }],
+  },
+  mounter: {
+    image: { repository: 'registry.example/dfs-mounter', tag: '9.9.9', pullPolicy: 'Always' },
+    resources: { requests: { cpu: '20m', memory: '32Mi' }, limits: { memory: '96Mi' } },
+    env: { DFS_SHARE_NAME: 'media', DFS_CHECK_INTERVAL: '20' },
+    priorityClassName: '',
+    tolerations: [],
+    nodeSelector: { 'node-role.example/media': 'true' },
+    maxUnavailable: '20%',
+    terminationGracePeriodSeconds: 20,
+  },
+};
