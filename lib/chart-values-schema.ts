@@ -145,6 +145,10 @@ export function chartValuesSchema(): JsonSchema {
           },
         }),
       }),
+      auditor: closed('The read-only ClusterRoles of manifests/auditor and manifests/auditor-check, bound by you', {
+        enabled: bool('Render dfs-injector-auditor (audit, explain)'),
+        check: bool('Render the dfs-injector-checker roles (check)'),
+      }),
       metrics: closed('Prometheus Operator objects (monitoring.coreos.com/v1)', {
         podMonitor: closed("A PodMonitor for the webhook pods' /metrics", {
           enabled: bool('Render it'),

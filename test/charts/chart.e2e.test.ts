@@ -49,7 +49,7 @@ describe.skipIf(!available)('the Helm chart on a real API server', () => {
     await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'media' } });
     await installCrds(client, ['monitoring.coreos.com_podmonitors.yaml', 'monitoring.coreos.com_prometheusrules.yaml', ...certManager!]);
-    const everything = { smbService: { enabled: true, networkPolicy: { enabled: true, nodeCIDRs: ['192.168.10.0/24', 'fd00:10::/64'] } }, metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } };
+    const everything = { auditor: { enabled: true, check: true }, smbService: { enabled: true, networkPolicy: { enabled: true, nodeCIDRs: ['192.168.10.0/24', 'fd00:10::/64'] } }, metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } };
     const renders = [
       template(bin, everything, ['--namespace', ns]),
       template(bin, { ...everything, certificates: { mode: 'cert-manager' } }, ['--namespace', ns]),

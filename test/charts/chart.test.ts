@@ -96,7 +96,7 @@ describe.skipIf(!available)('the Helm chart', () => {
 
   it.each([
     ['default values', {}],
-    ['every option on', { certificates: { mode: 'cert-manager' }, smbService: { enabled: true, networkPolicy: { enabled: true } }, metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } }],
+    ['every option on', { certificates: { mode: 'cert-manager' }, auditor: { enabled: true, check: true }, smbService: { enabled: true, networkPolicy: { enabled: true } }, metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } }],
   ])('passes helm lint --strict with %s', (_name, values) => {
     const result = helm(bin, ['lint', '--strict', CHART, ...setJson(values)]);
     expect(result.stderr + result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
@@ -120,6 +120,14 @@ describe.skipIf(!available)('the Helm chart', () => {
     const chart = template(bin, { smbService: { enabled: true } });
     const service = find(render(kustomize!, 'overlays/examples'), 'Service', 'dfs-smb');
     expect(withoutListedDifferences(find(chart, 'Service', 'dfs-smb'))).toEqual(service);
+  });
+
+  it('renders the ClusterRoles of manifests/auditor and manifests/auditor-check when asked, with only the listed differences', () => {
+    const roles = (values: Record<string, unknown>): KubeObject[] => template(bin, { auditor: values }).filter((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'auditor');
+    expect(roles({})).toEqual([]);
+    expectEquivalent(roles({ enabled: true }), render(kustomize!, 'auditor'));
+    expectEquivalent(roles({ check: true }), render(kustomize!, 'auditor-check'));
+    expectEquivalent(roles({ enabled: true, check: true }), [...render(kustomize!, 'auditor'), ...render(kustomize!, 'auditor-check')]);
   });
 
   it('renders the NetworkPolicy as components/smb-network-policy gives it to the examples', () => {
