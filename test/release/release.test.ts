@@ -153,7 +153,7 @@ describe.runIf(needs('actionlint', lint !== undefined, 'bash test/tools/install-
 const haveShellcheck = spawnSync('sh', ['-c', 'command -v shellcheck'], { encoding: 'utf8' }).status === 0;
 describe.runIf(needs('shellcheck', haveShellcheck, 'apt-get install -y shellcheck'))('the build and CI scripts', () => {
   it('are shellcheck-clean', () => {
-    const scripts = ['.ci/run', 'test/setup.sh', 'test/images/build.sh', 'test/tools/install-node.sh', 'test/tools/install-actionlint.sh'];
+    const scripts = ['.ci/run', 'test/setup.sh', 'test/images/build.sh', 'test/tools/install-node.sh', 'test/tools/install-actionlint.sh', 'test/tools/install-cert-manager-crds.sh'];
     const r = spawnSync('shellcheck', ['-s', 'bash', ...scripts], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
