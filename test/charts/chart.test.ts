@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -6,7 +7,7 @@ import { MOUNTER_ENV_NAMES, chartValuesSchema } from '../../lib/chart-values-sch
 import { defaultConfig } from '../../lib/config.js';
 import { KUSTOMIZE_HINT, find, findKustomize, render, type KubeObject } from '../manifests/kustomize.js';
 import { needs } from '../support/prereq.js';
-import { CHART, HELM_HINT, NAMESPACE, NON_DEFAULT_VALUES, findTool, helm, setJson, template } from './helm.js';
+import { CHART, HELM_HINT, NAMESPACE, NON_DEFAULT_VALUES, RELEASE, findTool, helm, parseObjects, setJson, template } from './helm.js';
 
 // The chart must give what `kubectl apply -k` gives. Every difference the two are allowed to have
 // is listed here, and removed from the chart's objects before they are compared; anything else
@@ -101,6 +102,23 @@ describe.skipIf(!available)('the Helm chart', () => {
     const result = helm(bin, ['lint', '--strict', CHART, ...setJson(values)]);
     expect(result.stderr + result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(result.status).toBe(0);
+  });
+
+  it('packages into an archive that holds the linked files and renders exactly what the directory renders', () => {
+    const out = mkdtempSync(join(tmpdir(), 'dfs-chart-'));
+    try {
+      const packaged = helm(bin, ['package', CHART, '--destination', out]);
+      expect(packaged.status, packaged.stderr).toBe(0);
+      const archives = readdirSync(out).filter((f) => f.endsWith('.tgz'));
+      expect(archives).toHaveLength(1);
+      const archive = join(out, archives[0]!);
+      const all = { certificates: { mode: 'cert-manager' }, auditor: { enabled: true, check: true }, metrics: { podMonitor: { enabled: true }, prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } };
+      const fromArchive = helm(bin, ['template', RELEASE, archive, '--namespace', NAMESPACE, ...setJson(all)]);
+      expect(fromArchive.status, fromArchive.stderr).toBe(0);
+      expect(parseObjects(fromArchive.stdout, 'helm template of the archive')).toEqual(template(bin, all));
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('renders with default values the objects of manifests/overlays/default, with only the listed differences', () => {
