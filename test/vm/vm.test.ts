@@ -1,7 +1,7 @@
 // The VM harness itself: boot and teardown times, the exec channel, 9p shares, user networking
 // to the host's loopback, a TAP device inside a network namespace, and cleanup.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,5 +118,58 @@ describe.runIf(enabled)('test VM on a TAP device in a network namespace', () => 
     } finally {
       await vm.stop();
     }
+  }, 90_000);
+});
+
+describe.runIf(enabled)('test VM that fails to boot', () => {
+  // QEMU processes this worker started that are still there (setpriv execs QEMU in place).
+  const qemuChildren = (): string[] =>
+    spawnSync('ps', ['-o', 'pid=,comm=', '--ppid', String(process.pid)], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((l) => l.includes('qemu'));
+
+  // bootVm makes its harness directory under os.tmpdir(), which follows TMPDIR: a private one
+  // shows what a failed boot leaves behind without seeing other suites' VMs.
+  async function failedBoot(opts: Parameters<typeof bootVm>[0]): Promise<{ error: string; left: string[]; ms: number }> {
+    const dir = mkdtempSync(join(tmpdir(), 'dfs-vm-fail-'));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = dir;
+    const t0 = Date.now();
+    let error = '';
+    try {
+      await bootVm(opts).then(
+        async (vm) => {
+          await vm.stop();
+          error = 'booted';
+        },
+        (e: unknown) => {
+          error = e instanceof Error ? e.message : String(e);
+        },
+      );
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    const ms = Date.now() - t0;
+    const left = readdirSync(dir);
+    rmSync(dir, { recursive: true, force: true });
+    return { error, left, ms };
+  }
+
+  it('a boot that misses its deadline kills QEMU and removes the harness directory', async () => {
+    // Boot takes 7-10 s under TCG: 1.5 s ends it while the kernel is still starting.
+    const r = await failedBoot({ bootTimeoutMs: 1_500 });
+    expect(r.error).toMatch(/^timed out after 1500 ms waiting for console line/);
+    expect(r.left).toEqual([]);
+    expect(qemuChildren()).toEqual([]);
+    expect(r.ms).toBeLessThan(30_000);
+  }, 60_000);
+
+  it('a guest that dies while booting (no init: kernel panic) rejects with the console\'s tail and leaves nothing', async () => {
+    const r = await failedBoot({ append: ['rdinit=/no-such-init'] });
+    expect(r.error).toMatch(/^console line .*: QEMU exited \(\w+\); console:\n/);
+    expect(r.error).toMatch(/Kernel panic/);
+    expect(r.left).toEqual([]);
+    expect(qemuChildren()).toEqual([]);
   }, 90_000);
 });
