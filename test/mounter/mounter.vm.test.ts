@@ -27,6 +27,7 @@ import {
 import {
   checkReady,
   daemonsetMountOptions,
+  documentedMountOptions,
   guestUptimeMs,
   installTools,
   mountId,
@@ -184,8 +185,17 @@ describe.runIf(enabled)('dfs-mounter on a real kernel CIFS client', () => {
     expect(line).toMatch(/^\/\/10\.0\.2\.2\/dfs \/mnt\/first cifs /);
     const inForce = line.split(' ')[3]!.split(',');
     process.stderr.write(`mounter-vm: /proc/mounts options: ${inForce.join(',')}\n`);
-    // What README.md and manifests/README.md promise. The kernel shows "guest" as sec=none, and
-    // noserverino as the absence of "serverino" (it prints only the latter).
+    // What README.md and manifests/README.md promise is what the DaemonSet sets (and this test
+    // mounted with, plus port=).
+    const documented = documentedMountOptions();
+    expect(documented.readme).toBe(options);
+    expect(documented.manifestsReadme).toBe(options);
+    // Each of them in force. The kernel shows "guest" as sec=none, and noserverino as the absence
+    // of "serverino" (it prints only the latter).
+    for (const o of documented.readme.split(',')) {
+      if (o === 'noserverino') expect(inForce).not.toContain('serverino');
+      else expect(inForce, o).toContain(o === 'guest' ? 'sec=none' : o);
+    }
     for (const o of ['ro', 'nosuid', 'nodev', 'noexec', 'vers=3.1.1', 'sec=none', 'soft', 'echo_interval=10', 'actimeo=1', 'cache=strict']) {
       expect(inForce, o).toContain(o);
     }

@@ -17,6 +17,22 @@ export function daemonsetMountOptions(): string {
   return m[1]!;
 }
 
+/**
+ * The mount options the READMEs say the mounter uses: README.md's "The mounter uses `…`" and
+ * manifests/README.md's "It calls `mount.cifs` (cifs-utils) with `…`" (wrapped over two lines).
+ */
+export function documentedMountOptions(): { readme: string; manifestsReadme: string } {
+  const find = (file: string, re: RegExp): string => {
+    const m = re.exec(readFileSync(join(repo, file), 'utf8'));
+    if (m === null) throw new Error(`${file} no longer says which options the mounter uses (${re})`);
+    return m[1]!.replace(/\s+/g, '');
+  };
+  return {
+    readme: find('README.md', /The mounter uses `([^`]{1,400})`/),
+    manifestsReadme: find(join('manifests', 'README.md'), /It calls `mount\.cifs` \(cifs-utils\) with `([^`]{1,400})`/),
+  };
+}
+
 /** Copies the shipped script and a static consumer into the guest's /harness/bin. */
 export async function installTools(vm: Vm): Promise<void> {
   const consumer = await compile('cc', [fileURLToPath(new URL('consumer.c', import.meta.url))], 'vm-consumer', ['-static']);
