@@ -6,7 +6,12 @@ import { Registry } from 'prom-client';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { defaultConfig } from '../lib/config.js';
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../test/support/fake-apiserver.js';
+import { localCertificates } from '../test/support/tls.js';
+import { get } from '../test/support/webhook-client.js';
+import { buildServer } from '../webhook/server.js';
+import { reportCertificatesTo } from './cluster.js';
 import type { EndpointSource } from './endpoints.js';
 import { issueCertificateAuthority } from './issue.js';
 import { KubeCertStore } from './kube-store.js';
@@ -348,6 +353,23 @@ describe('certificate lifecycle', () => {
       expect(waiting).toMatch(/^1 of 2 ready endpoints not confirmed .*dfs-injector-b\) presents a certificate issued by/);
       expect((await registry.getSingleMetric(UNCONFIRMED_METRIC)!.get()).values[0]?.value).toBe(1);
       expect(one.lifecycle.ready()).toBe(true);
+      // The webhook's /readyz says why, and stays 200: pulling every replica out of the Service
+      // over a rotation that waits would refuse every pod under failurePolicy Fail.
+      const served = await localCertificates();
+      const webhook = buildServer({ getConfig: () => defaultConfig, tls: { cert: served.tlsCert, key: served.tlsKey }, logger: false });
+      reportCertificatesTo(one.lifecycle, webhook);
+      await webhook.probes.listen({ port: 0, host: '127.0.0.1' });
+      const probesPort = (webhook.probes.server.address() as AddressInfo).port;
+      try {
+        const readyz = await get(probesPort, '/readyz');
+        expect(readyz.status).toBe(200);
+        const report = JSON.parse(readyz.text);
+        expect(report.checks).toMatchObject({ certificate: true, 'ca-rotation-confirmed': false });
+        expect(report.notes['ca-rotation-confirmed']).toBe(waiting);
+        expect((await get(probesPort, '/metrics')).text).toContain(`${UNCONFIRMED_METRIC} 1`);
+      } finally {
+        await webhook.close();
+      }
 
       // An endpoint that does not answer TLS at all is not confirmed either, within the bound.
       endpoints.push({ address: '127.0.0.1', port: 1, pod: 'dfs-injector-c' });
