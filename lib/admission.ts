@@ -109,7 +109,8 @@ function parseReview(body: unknown): { request: ParsedRequest; decision: Pick<De
   }
   const request = parsed.data.request;
   const meta = isRecord(request.object) && isRecord(request.object.metadata) ? request.object.metadata : {};
-  const name = request.name || nonEmptyString(meta.name) || nonEmptyString(meta.generateName) || '';
+  // Not validated yet when the webhook is called: a name can be megabytes, and every log line carries it.
+  const name = truncate(request.name || nonEmptyString(meta.name) || nonEmptyString(meta.generateName) || '', LIMITS.podNameChars);
   return { request, decision: { uid: request.uid, namespace: request.namespace ?? nonEmptyString(meta.namespace) ?? '', name, dryRun: request.dryRun ?? false } };
 }
 

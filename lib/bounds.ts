@@ -15,6 +15,8 @@ export const LIMITS = {
   errors: 10,
   /** Characters of one auditAnnotations value. */
   auditValueChars: 1024,
+  /** Characters of the pod name a decision (and so a log line) carries: any valid name is shorter. */
+  podNameChars: 253,
 } as const;
 
 /** `value`, cut to `max` characters with a note saying how much was left out. */

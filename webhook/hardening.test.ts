@@ -161,6 +161,20 @@ describe('work in flight is bounded', () => {
   });
 });
 
+describe('log lines', () => {
+  it('quote a bounded part of a pod name the API server has not validated yet', async () => {
+    const app = await start();
+    // The API server calls the webhook before it validates the pod: its name can be megabytes.
+    const pod = loadPod('sonarr');
+    pod.metadata.generateName = `${'x'.repeat(1024 * 1024)}-`;
+    const res = await post(app.port, '/mutate', admissionReviewFor(pod), { ca, protocol: 'h2' });
+    expect(res.status).toBe(200);
+    const line = app.logs.find((l) => l.msg === 'admission');
+    expect(line?.pod).toBe(`${'x'.repeat(253)}… (${1024 * 1024 + 1 - 253} more characters)`);
+    expect(JSON.stringify(line).length).toBeLessThan(1024);
+  });
+});
+
 describe('slow clients get a deadline (defaults)', () => {
   it('answers 408 and closes an HTTP/1.1 connection whose headers trickle in, and an HTTP/2 body that never ends', async () => {
     const app = await start();
