@@ -5,6 +5,7 @@ import tls from 'node:tls';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { issueCertificateAuthority, issueServingCertificate, type KeyPair } from '../certs/issue.js';
+import { reviewAdmission } from '../lib/admission.js';
 import { defaultConfig } from '../lib/config.js';
 import { admissionReviewFor, loadPod } from '../test/support/fixtures.js';
 import { createSecretDir, type SecretDir } from '../test/support/secret-dir.js';
@@ -222,6 +223,33 @@ describe('slow clients get a deadline (defaults)', () => {
 });
 
 describe('reset HTTP/2 streams', () => {
+  it('are skipped: one reset before its body is complete is not reviewed nor logged as an admission, and frees its slot and bytes', async () => {
+    let reviews = 0;
+    const app = await start({
+      review: (...args) => {
+        reviews += 1;
+        return reviewAdmission(...args);
+      },
+    });
+    const session = connectH2(app.port, ca);
+    const body = JSON.stringify(admissionReviewFor(loadPod('sonarr')));
+    const { stream } = openStream(session, Buffer.byteLength(body));
+    stream.write(body.slice(0, 100));
+    await vi.waitFor(async () => expect(await metricValue(app.webhook, 'dfs_injector_request_buffered_bytes')).toBe(100), { timeout: 5000, interval: 20 });
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    await vi.waitFor(async () => expect(await metricValue(app.webhook, 'dfs_injector_requests_abandoned_total')).toBe(1), { timeout: 5000, interval: 20 });
+    expect(await metricValue(app.webhook, 'dfs_injector_requests_in_flight')).toBe(0);
+    expect(await metricValue(app.webhook, 'dfs_injector_request_buffered_bytes')).toBe(0);
+    expect(reviews).toBe(0);
+    expect(app.logs.filter((line) => line.msg === 'admission' || line.msg === 'admission request rejected')).toEqual([]);
+    // The session goes on: the next request on it is reviewed and answered.
+    const next = openStream(session, Buffer.byteLength(body));
+    next.stream.end(body);
+    expect((await next.answer).status).toBe(200);
+    expect(reviews).toBe(1);
+    session.close();
+  });
+
   it('are not processed or logged one by one; the warnings are capped per second with a summary', async () => {
     const app = await start();
     const body = JSON.stringify(admissionReviewFor(loadPod('sonarr')));
