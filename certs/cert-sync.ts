@@ -199,7 +199,7 @@ export class CertSync {
       confirmation = await confirmServedBy(state.caCert, this.endpoints, this.fetchCertificate, this.confirmTimeoutMs);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      confirmation = { confirmed: false, endpoints: 0, pending: [{ endpoint: 'the Service endpoints', reason }] };
+      confirmation = { confirmed: false, endpoints: 0, unconfirmed: 1, pending: [{ endpoint: 'the Service endpoints', reason }] };
     }
     if (confirmation.confirmed) {
       this.waiting = undefined;
@@ -310,7 +310,7 @@ function describeStep(plan: RotationStep): string {
 export function describeWaiting(confirmation: Confirmation): string {
   const first = confirmation.pending[0];
   const which = first === undefined ? '' : `; ${first.endpoint} ${first.reason}`;
-  return `${confirmation.pending.length} of ${confirmation.endpoints} ready endpoints not confirmed to present a certificate of the new CA${which}`;
+  return `${confirmation.unconfirmed} of ${confirmation.endpoints} ready endpoints not confirmed to present a certificate of the new CA${which}`;
 }
 
 /**

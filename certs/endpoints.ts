@@ -20,7 +20,9 @@ export type CertificateFetcher = (endpoint: ServingEndpoint, timeoutMs: number) 
 export interface Confirmation {
   readonly confirmed: boolean;
   readonly endpoints: number;
-  /** Endpoints not (yet) presenting a certificate of the new CA, each with why. */
+  /** Endpoints not (yet) presenting a certificate of the new CA. */
+  readonly unconfirmed: number;
+  /** The first few of them (at most ten), each with why. */
   readonly pending: readonly { readonly endpoint: string; readonly reason: string }[];
 }
 
@@ -57,7 +59,7 @@ export async function confirmServedBy(
     }),
   );
   const pending = results.filter((r): r is { endpoint: string; reason: string } => r !== undefined);
-  return { confirmed: pending.length === 0, endpoints: endpoints.length, pending: pending.slice(0, MAX_REPORTED) };
+  return { confirmed: pending.length === 0, endpoints: endpoints.length, unconfirmed: pending.length, pending: pending.slice(0, MAX_REPORTED) };
 }
 
 export interface TlsFetcherOptions {

@@ -371,11 +371,14 @@ describe('certificate lifecycle', () => {
         await webhook.close();
       }
 
-      // An endpoint that does not answer TLS at all is not confirmed either, within the bound.
-      endpoints.push({ address: '127.0.0.1', port: 1, pod: 'dfs-injector-c' });
+      // An endpoint that does not answer TLS at all is not confirmed either, within the bound;
+      // and every one counts, also past the ten the log and the note name.
+      const silent = Array.from({ length: 11 }, (_, i) => ({ address: '127.0.0.1', port: 1, pod: `dfs-injector-c${i}` }));
+      endpoints.push(...silent);
       await one.lifecycle.syncNow();
-      expect(one.lifecycle.status().caRotationWaiting).toMatch(/^2 of 3 ready endpoints/);
-      endpoints.pop();
+      expect(one.lifecycle.status().caRotationWaiting).toMatch(/^12 of 13 ready endpoints/);
+      expect((await registry.getSingleMetric(UNCONFIRMED_METRIC)!.get()).values[0]?.value).toBe(12);
+      endpoints.splice(-silent.length);
 
       // b catches up and serves the new leaf: now the old CA goes.
       await two.lifecycle.syncNow();

@@ -105,7 +105,7 @@ class SyncLoop {
     this.confirmRetryMs = options.confirmRetryMs ?? DEFAULT_CONFIRM_RETRY_MS;
     const sync = new CertSync(options, this.logger, this.now);
     this.sync = sync;
-    this.metrics = new LifecycleMetrics(options.registry, () => sync.waiting?.pending.length ?? 0);
+    this.metrics = new LifecycleMetrics(options.registry, () => sync.waiting?.unconfirmed ?? 0);
   }
 
   /** A pair a previous container of this pod left is served at once, while the first sync runs. */
