@@ -18,6 +18,7 @@ COPY cli/ cli/
 COPY lib/ lib/
 COPY webhook/ webhook/
 COPY certs/ certs/
+COPY kube/ kube/
 # dist/ as a bundle (rolldown.config.js): serve loads 13 files instead of about 550.
 RUN npm run bundle \
  && npm prune --omit=dev --no-audit --no-fund

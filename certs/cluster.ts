@@ -1,7 +1,8 @@
 import { basename, dirname, resolve } from 'node:path';
 import type { Registry } from 'prom-client';
-import type { KubeEndpoint } from './kube-api.js';
-import { KubeCredentialsError, loadKubeEndpoint } from './kube-credentials.js';
+import type { KubeEndpoint } from '../kube/api.js';
+import { ClusterAccessError } from '../kube/access.js';
+import { loadKubeEndpoint } from '../kube/endpoint.js';
 import { KubeCertStore } from './kube-store.js';
 import { startCertLifecycle, type CertLifecycle, type CertLogger } from './lifecycle.js';
 
@@ -50,7 +51,7 @@ export async function startClusterCertificates(options: ClusterCertificateOption
   try {
     endpoint = await loadKubeEndpoint(options.kubeconfig === undefined ? {} : { kubeconfig: options.kubeconfig });
   } catch (error) {
-    if (error instanceof KubeCredentialsError) throw new ClusterCertificateError(error.message);
+    if (error instanceof ClusterAccessError) throw new ClusterCertificateError(error.message);
     throw error;
   }
   const service = options.service ?? 'dfs-injector';

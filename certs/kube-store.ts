@@ -1,4 +1,4 @@
-import { KubeApiError, kubeApi, type KubeApi, type KubeEndpoint } from './kube-api.js';
+import { KubeApiError, kubeApi, type KubeApi, type KubeEndpoint } from '../kube/api.js';
 import type { EndpointSource, ServingEndpoint } from './endpoints.js';
 import type { CertStore, SecretData, StoredSecret, WebhookCaBundles, Written } from './store.js';
 

@@ -1,6 +1,6 @@
 /**
  * The only Kubernetes operations the certificate lifecycle needs. `KubeCertStore` implements it
- * on @kubernetes/client-node; tests point that implementation at a fake API server.
+ * on the minimal client of kube/api.ts; tests point that implementation at a fake API server.
  *
  * Secret data travels decoded (key → UTF-8 text): every value the lifecycle stores is PEM or
  * a short ASCII string, and base64 is a wire detail of the store.

@@ -214,6 +214,6 @@ describe('audit against an API server', () => {
     const io = captureIo();
     const code = await run(['--kubeconfig', '/nonexistent/kubeconfig'], io);
     expect(code).toBe(3);
-    expect(io.err()).toMatch(/^error: cannot load kubeconfig \/nonexistent\/kubeconfig: /);
+    expect(io.err()).toMatch(/^error: cannot load --kubeconfig \/nonexistent\/kubeconfig: /);
   });
 });

@@ -130,7 +130,7 @@ export type CheckClusterFactory = (options: KubeconfigOptions, pageSize: number)
 
 const defaultFactory: CheckClusterFactory = async (options, pageSize) => {
   const [{ KubeCheckCluster }, { loadKubeConfig }] = await Promise.all([import('./check-cluster.js'), import('./kube-reader.js')]);
-  return new KubeCheckCluster(loadKubeConfig(options), pageSize);
+  return new KubeCheckCluster(await loadKubeConfig(options), pageSize);
 };
 
 interface CheckArgs {

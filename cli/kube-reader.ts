@@ -1,7 +1,9 @@
 // The ClusterReader of `audit` and the object reader of `explain`, on @kubernetes/client-node 1.x.
 // Every list is read page by page (`limit` + `continue`), so a large cluster never arrives in one
 // response and memory holds at most one page of pods.
-import { ApiException, AppsV1Api, BatchV1Api, CoreV1Api, KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, AppsV1Api, BatchV1Api, CoreV1Api, type KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
+import { ClusterAccessError, resolveClusterAccess } from '../kube/access.js';
+import { kubeConfigFor } from '../kube/client-node.js';
 import { controllerOf, isPodReady, MOUNTER, type ClusterReader, type InventoryNamespace, type InventoryPod, type MounterPod } from '../lib/audit/index.js';
 import type { PodSpec } from '../lib/k8s.js';
 
@@ -10,24 +12,14 @@ import { CLUSTER_KINDS, type ClusterKind, type ExplainTarget } from './explain-t
 
 export { ClusterError, DEFAULT_PAGE_SIZE, type KubeconfigOptions } from './cluster-error.js';
 
-export function loadKubeConfig(options: KubeconfigOptions): KubeConfig {
-  const kc = new KubeConfig();
+/** The cluster as kube/access.ts resolves it for every command, as a client-node KubeConfig. */
+export async function loadKubeConfig(options: KubeconfigOptions): Promise<KubeConfig> {
   try {
-    if (options.kubeconfig !== undefined) kc.loadFromFile(options.kubeconfig);
-    else kc.loadFromDefault();
+    return kubeConfigFor(await resolveClusterAccess(options));
   } catch (error) {
-    throw new ClusterError(`cannot load kubeconfig${options.kubeconfig === undefined ? '' : ` ${options.kubeconfig}`}: ${error instanceof Error ? error.message : String(error)}`);
+    if (error instanceof ClusterAccessError) throw new ClusterError(error.message);
+    throw error;
   }
-  if (options.context !== undefined) {
-    if (!kc.getContexts().some((c) => c.name === options.context)) throw new ClusterError(`kubeconfig has no context "${options.context}"`);
-    kc.setCurrentContext(options.context);
-  }
-  const cluster = kc.getCurrentCluster();
-  // loadFromDefault falls back to an unauthenticated localhost:8080 when it finds nothing at all.
-  if (cluster === null || (cluster.name === 'cluster' && cluster.server === 'http://localhost:8080' && kc.getCurrentUser()?.name === 'user')) {
-    throw new ClusterError('no kubeconfig found: pass --kubeconfig FILE or set KUBECONFIG (in a pod, the service account is used), or audit manifests with -f');
-  }
-  return kc;
 }
 
 /** "403 Forbidden: pods is forbidden: User ... cannot list ..." from whatever client-node threw. */

@@ -16,8 +16,8 @@ export class LazyClusterReader implements ClusterReader {
   ) {}
 
   private load(): Promise<KubeClusterReader> {
-    this.reader ??= import('./kube-reader.js').then(({ KubeClusterReader, loadKubeConfig }) =>
-      KubeClusterReader.fromKubeConfig(loadKubeConfig(this.options), this.pageSize),
+    this.reader ??= import('./kube-reader.js').then(async ({ KubeClusterReader, loadKubeConfig }) =>
+      KubeClusterReader.fromKubeConfig(await loadKubeConfig(this.options), this.pageSize),
     );
     return this.reader;
   }

@@ -165,7 +165,7 @@ context_hash() { # $1 = name, $2 = context
     local f
     {
       for f in .dockerignore Dockerfile package.json package-lock.json tsconfig.json tsconfig.build.json rolldown.config.js cli.ts; do sha256sum "$f"; done
-      find cli lib webhook certs -type f -name '*.ts' ! -name '*.test.ts' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+      find cli lib webhook certs kube -type f -name '*.ts' ! -name '*.test.ts' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
     } | hash_text
   else
     hash_tree "$2"

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { KubeEndpoint } from '../../certs/kube-api.js';
+import type { KubeEndpoint } from '../../kube/api.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeApiServer, type FakeApiServer } from '../test/support/fake-apiserver.js';
-import { kubeApi } from './kube-api.js';
-import { KubeCredentialsError, loadKubeEndpoint } from './kube-credentials.js';
+import { ClusterAccessError } from './access.js';
+import { kubeApi } from './api.js';
+import { loadKubeEndpoint } from './endpoint.js';
 
 let dir: string;
 
@@ -82,7 +83,7 @@ describe('loadKubeEndpoint from a kubeconfig', () => {
     await expect(loadKubeEndpoint({ kubeconfig: noCluster })).rejects.toThrow(/no cluster named gone/);
     const badFile = await write('bad-ca', kubeconfig({ server: 'https://h:1', 'certificate-authority': '/nonexistent/ca.crt' }, {}));
     await expect(loadKubeEndpoint({ kubeconfig: badFile })).rejects.toThrow(/cannot read certificate-authority \/nonexistent\/ca\.crt/);
-    await expect(loadKubeEndpoint({ kubeconfig: await write('list', '[1, 2]') })).rejects.toThrow(KubeCredentialsError);
+    await expect(loadKubeEndpoint({ kubeconfig: await write('list', '[1, 2]') })).rejects.toThrow(ClusterAccessError);
   });
 
   it('hands an exec-plugin user to @kubernetes/client-node and sends the token the plugin prints', async () => {

@@ -10,7 +10,7 @@ const { Agent: HttpAgent, request: httpRequest } = require('node:http') as typeo
 const { Agent: HttpsAgent, request: httpsRequest } = require('node:https') as typeof Https;
 
 /**
- * Where the API server is and how to authenticate to it (certs/kube-credentials.ts makes one).
+ * Where the API server is and how to authenticate to it (kube/endpoint.ts makes one).
  * The certificate lifecycle makes six kinds of call, all plain JSON over HTTPS: this is the
  * whole client it needs. @kubernetes/client-node would add about 80 MiB of RSS and a quarter of
  * a second of start-up to every replica for the same calls.
