@@ -93,7 +93,7 @@ export function reviewAdmission(body: unknown, entry: EntryContext, config: Conf
 
   const patch = new PatchBuilder();
   const pod = planPod(request.object, '', patch, config, entry);
-  return respond(toResponse(request.uid, pod, patch), decide(pod.role, pod.outcome, pod.reason));
+  return respond(admissionResponse(request.uid, pod, patch), decide(pod.role, pod.outcome, pod.reason));
 }
 
 type ParsedRequest = z.infer<typeof reviewSchema>['request'];
@@ -114,7 +114,8 @@ function parseReview(body: unknown): { request: ParsedRequest; decision: Pick<De
   return { request, decision: { uid: request.uid, namespace: request.namespace ?? nonEmptyString(meta.namespace) ?? '', name, dryRun: request.dryRun ?? false } };
 }
 
-function toResponse(uid: string, pod: PodDecision, patch: PatchBuilder): AdmissionResponse {
+/** The webhook's answer to a Pod CREATE from its one decision; `explain` shows the same answer. */
+export function admissionResponse(uid: string, pod: PodDecision, patch: PatchBuilder): AdmissionResponse {
   const response: AdmissionResponse = { uid, allowed: pod.denial === undefined };
   if (pod.warnings.length > 0) response.warnings = boundMessages(pod.warnings, LIMITS.warnings, 'warnings');
   if (pod.denial !== undefined) {

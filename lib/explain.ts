@@ -3,7 +3,7 @@
 // reads the pod and the namespace labels and passes them in.
 import jsonpatch from 'fast-json-patch';
 import { stringify } from 'yaml';
-import { reviewAdmission, type AdmissionResponse } from './admission.js';
+import { admissionResponse, type AdmissionResponse } from './admission.js';
 import { effectiveNamespaceLabels, enforcesPodSecurity, EXCLUDED_NAMESPACES, matchEntries, type EntryMatch, type WebhookEntry } from './audit/selection.js';
 import type { Config } from './config.js';
 import { isRecord, nonEmptyString, type PodLike } from './k8s.js';
@@ -139,23 +139,6 @@ function planStep(decision: PodDecision): ExplainStep {
   return { title: 'Injection plan', status: decision.warnings.length > 0 ? 'warn' : decision.outcome === 'unchanged' ? 'info' : 'ok', lines };
 }
 
-/** The object the API server would send for a pod created from this pod or template. */
-function podForm(object: Record<string, unknown>, pod: PodLike, namespace: string): Record<string, unknown> {
-  if (object.kind === 'Pod') return { ...object, metadata: { ...(pod.metadata ?? {}), namespace } };
-  const owner = isRecord(object.metadata) ? nonEmptyString(object.metadata.name) : undefined;
-  return { apiVersion: 'v1', kind: 'Pod', metadata: { ...(pod.metadata ?? {}), namespace, ...(owner === undefined ? {} : { generateName: `${owner}-` }) }, spec: pod.spec };
-}
-
-function webhookResponse(form: Record<string, unknown>, namespace: string, entry: WebhookEntry, config: Config): AdmissionResponse | undefined {
-  const body = {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: { uid: 'explain', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace, operation: 'CREATE', object: form, dryRun: true },
-  };
-  const result = reviewAdmission(body, entry.context, config);
-  return result.kind === 'response' ? result.review.response : undefined;
-}
-
 interface Subject {
   object: Record<string, unknown>;
   pod: PodLike;
@@ -209,10 +192,13 @@ function explainSubject(doc: unknown, s: Subject, options: ExplainOptions, docPr
 function explainSent(ctx: Context, entry: WebhookEntry, podLabels: Readonly<Record<string, string>>): PodExplanation {
   const { s, options, steps } = ctx;
   const { config } = options;
-  const response = webhookResponse(podForm(s.object, s.pod, s.namespace), s.namespace, entry, config);
+  // One decision, as the webhook takes it on the pod: its answer and every step below render it.
   const patch = new PatchBuilder();
-  const decision = planPod(s.pod, `${ctx.docPrefix}${s.prefix}`, patch, config, entry.context);
-  const role = selectRole(podLabels, entry.context);
+  const decision = planPod(s.pod, '', patch, config, entry.context);
+  const response = admissionResponse('explain', decision, patch);
+  // The webhook refuses a pod of the wrong shape before it chooses a role; the reader still learns
+  // which role its labels ask for.
+  const role = decision.selection ?? selectRole(podLabels, entry.context);
   if (role.kind === 'invalid') {
     steps.push({ title: 'Role', status: 'no', lines: [role.message] });
     return unchanged(ctx, 'denied', `DENIED by ${entry.path} (HTTP ${decision.denial?.code ?? 400}): ${role.message}`, response);
@@ -229,17 +215,20 @@ function explainSent(ctx: Context, entry: WebhookEntry, podLabels: Readonly<Reco
     return unchanged(ctx, 'denied', `DENIED by ${entry.path} (HTTP ${decision.denial.code}): ${decision.errors.join('; ')}`, response);
   }
   if (patch.isEmpty) return unchanged(ctx, 'unchanged', `sent to ${entry.path}; already injected, so nothing changes`, response);
-  const afterDoc = jsonpatch.applyPatch(structuredClone(ctx.doc), patch.ops, false, false).newDocument;
+  // The same operations, at the pod's place in the document.
+  const at = `${ctx.docPrefix}${s.prefix}`;
+  const ops = patch.ops.map((op) => ({ ...op, path: `${at}${op.path}` }));
+  const afterDoc = jsonpatch.applyPatch(structuredClone(ctx.doc), ops, false, false).newDocument;
   const after = stringify(afterDoc, { lineWidth: 0, aliasDuplicateObjects: false });
   const template = s.object.kind === 'Pod' ? '' : '; the webhook does this to every pod created from the template, shown here on the template';
-  const ops = `${patch.ops.length} JSON Patch operation${patch.ops.length === 1 ? '' : 's'}`;
+  const count = `${patch.ops.length} JSON Patch operation${patch.ops.length === 1 ? '' : 's'}`;
   return {
     subject: s.subject,
     namespace: s.namespace,
     entry,
     steps,
     verdict: decision.outcome === 'injected' ? 'injected' : 'unchanged',
-    summary: `${decision.outcome === 'injected' ? 'INJECTED' : 'UPDATED'} by ${entry.path} as a ${role.role}: ${ops}${template}`,
+    summary: `${decision.outcome === 'injected' ? 'INJECTED' : 'UPDATED'} by ${entry.path} as a ${role.role}: ${count}${template}`,
     response,
     before: ctx.before,
     after,

@@ -8,7 +8,7 @@ import { PatchBuilder } from './patch.js';
 import { emptyInjected, isEmptyInjected, type Injected, type PlanContext } from './plan.js';
 import { planConsumer } from './consumer.js';
 import { planSource, SHIM_INIT_CONTAINER, SHIM_VOLUME, SMBD_STATE_VOLUME } from './source.js';
-import { selectRole } from './role.js';
+import { selectRole, type RoleSelection } from './role.js';
 import { mergeStatus, parseStatus, sameStatus, serializeStatus, trustedStatus, type InjectionStatus, type OwnNames } from './status.js';
 import { VERSION } from './version.js';
 
@@ -31,6 +31,8 @@ export interface PodDecision {
   denial: Denial | undefined;
   /** Each dfs-injector.io annotation as the decision read it; undefined when it was decided before reading them. */
   annotations: AnnotationResult[] | undefined;
+  /** The gate: which role the labels select and from where; undefined when the pod's shape was refused first. */
+  selection: RoleSelection | undefined;
 }
 
 /** The denials that mean the request is malformed, rather than refused by a rule. */
@@ -44,20 +46,21 @@ const BAD_REQUEST_REASONS: ReadonlySet<string> = new Set(['invalid-pod', 'invali
 export function planPod(pod: PodLike, prefix: string, patch: PatchBuilder, config: Config, entry: EntryContext): PodDecision {
   // Before the role: a label map of the wrong type cannot say which role applies.
   const shape = podShapeErrors(pod);
-  if (shape.length > 0) return decided('unselected', 'denied', 'invalid-pod', shape);
-  const gate = admitRole(pod, entry);
+  if (shape.length > 0) return decided(undefined, 'unselected', 'denied', 'invalid-pod', shape);
+  const selection = selectRole(pod.metadata?.labels, entry);
+  const gate = admitRole(selection, entry);
   if (gate.kind === 'decided') return gate.decision;
   const role = gate.role;
   const annotations = pod.metadata?.annotations;
   const parsed = parseOverrides(annotations, role);
-  if (parsed.errors.length > 0) return decided(role, 'denied', 'invalid-annotation', parsed.errors, parsed.warnings, parsed.annotations);
+  if (parsed.errors.length > 0) return decided(selection, role, 'denied', 'invalid-annotation', parsed.errors, parsed.warnings, parsed.annotations);
 
   // Plan into a scratch builder first so a denial leaves the caller's patch untouched.
   const scratch = new PatchBuilder();
   const ctx: PlanContext = { pod, prefix, patch: scratch, injected: emptyInjected(), adopted: [], errors: [], warnings: [...parsed.warnings] };
   if (role === 'consumer') planConsumer(ctx, config, parsed.overrides);
   else planSource(ctx, config, parsed.overrides);
-  if (ctx.errors.length > 0) return decided(role, 'denied', `${role}-conflict`, ctx.errors, ctx.warnings, parsed.annotations);
+  if (ctx.errors.length > 0) return decided(selection, role, 'denied', `${role}-conflict`, ctx.errors, ctx.warnings, parsed.annotations);
 
   const previous = writeStatus(ctx, role, config);
   // The status annotation needs metadata to exist; templates written by hand may lack it.
@@ -66,28 +69,35 @@ export function planPod(pod: PodLike, prefix: string, patch: PatchBuilder, confi
 
   const outcome: Outcome = isEmptyInjected(ctx.injected) ? 'unchanged' : 'injected';
   const reason = outcome === 'injected' ? gate.via : previous === undefined ? 'already-present' : 'already-injected';
-  return { role, outcome, reason, errors: [], warnings: ctx.warnings, injected: ctx.injected, denial: undefined, annotations: parsed.annotations };
+  return { role, outcome, reason, errors: [], warnings: ctx.warnings, injected: ctx.injected, denial: undefined, annotations: parsed.annotations, selection };
 }
 
-function decided(role: PodDecision['role'], outcome: Outcome, reason: string, errors: string[] = [], warnings: string[] = [], annotations?: AnnotationResult[]): PodDecision {
+function decided(
+  selection: RoleSelection | undefined,
+  role: PodDecision['role'],
+  outcome: Outcome,
+  reason: string,
+  errors: string[] = [],
+  warnings: string[] = [],
+  annotations?: AnnotationResult[],
+): PodDecision {
   const denial: Denial | undefined = outcome !== 'denied' ? undefined : BAD_REQUEST_REASONS.has(reason) ? { code: 400, reason: 'BadRequest' } : { code: 403, reason: 'Forbidden' };
-  return { role, outcome, reason, errors, warnings, injected: emptyInjected(), denial, annotations };
+  return { role, outcome, reason, errors, warnings, injected: emptyInjected(), denial, annotations, selection };
 }
 
 type RoleGate = { kind: 'decided'; decision: PodDecision } | { kind: 'inject'; role: 'consumer' | 'source'; via: string };
 
 /** Which role applies, or the decision when none does (unselected, opted out, or refused outright). */
-function admitRole(pod: PodLike, entry: EntryContext): RoleGate {
-  const selection = selectRole(pod.metadata?.labels, entry);
+function admitRole(selection: RoleSelection, entry: EntryContext): RoleGate {
   const done = (decision: PodDecision): RoleGate => ({ kind: 'decided', decision });
-  if (selection.kind === 'invalid') return done(decided('unselected', 'denied', 'invalid-role-label', [selection.message]));
-  if (selection.kind === 'unselected') return done(decided('unselected', 'skipped', 'no-role'));
+  if (selection.kind === 'invalid') return done(decided(selection, 'unselected', 'denied', 'invalid-role-label', [selection.message]));
+  if (selection.kind === 'unselected') return done(decided(selection, 'unselected', 'skipped', 'no-role'));
   const role = selection.role;
-  if (role === 'none') return done(decided('none', 'skipped', 'role-none'));
+  if (role === 'none') return done(decided(selection, 'none', 'skipped', 'role-none'));
   if (entry.podSecurityEnforced) {
     const needs = role === 'consumer' ? 'a hostPath volume' : 'a privileged source container (for Bidirectional mount propagation)';
     return done(
-      decided(role, 'denied', 'pod-security', [
+      decided(selection, role, 'denied', 'pod-security', [
         `this namespace enforces Pod Security baseline or restricted (label ${LABEL_POD_SECURITY_ENFORCE}), which forbids ${needs}; a DFS ${role} cannot run here. Label the namespace ${LABEL_POD_SECURITY_ENFORCE}=privileged, or remove the pod's dfs-injector role`,
       ]),
     );
