@@ -6,7 +6,7 @@ import { errorMessage } from './files.js';
 import { createLogDestination } from './log-destination.js';
 import { createMetrics } from './metrics.js';
 import { buildServer, type WebhookServer } from './server.js';
-import { validateTlsPair } from './tls-pair.js';
+import { validateTlsPair, type TlsPair } from './tls-pair.js';
 import { readTlsPair, watchTlsFiles, type TlsReloader } from './tls-reload.js';
 
 export interface ServeOptions {
@@ -64,20 +64,9 @@ const DEFAULT_HOST = '0.0.0.0';
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(options.logLevel ?? 'info');
   const host = options.host ?? DEFAULT_HOST;
-
-  const [tls, loaded] = await Promise.all([
-    readTlsPair(options.tlsCertPath, options.tlsKeyPath).catch(rethrowAsServeError),
-    options.configPath === undefined
-      ? Promise.resolve(undefined)
-      : readConfigFile(options.configPath).catch(rethrowAsServeError),
-  ]);
+  const { tls, loaded } = await readStartupFiles(options);
   let config: Config = loaded?.config ?? defaultConfig;
 
-  try {
-    validateTlsPair(tls, `${options.tlsCertPath} + ${options.tlsKeyPath}`);
-  } catch (error) {
-    throw new ServeError(errorMessage(error));
-  }
   const server = buildServer({
     getConfig: () => config,
     tls,
@@ -86,10 +75,67 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     ...(options.gracePeriodMs === undefined ? {} : { gracePeriodMs: options.gracePeriodMs }),
     ...(options.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: options.drainTimeoutMs }),
   });
-
   const port = await listen(server, 'admission', options.port, host);
   const metricsPort = await listen(server, 'probes', options.metricsPort, host);
 
+  const watches = watchFiles(options, server, logger, {
+    tls,
+    loaded,
+    setConfig: (next) => {
+      config = next;
+    },
+  });
+  const stop = stopOnce(server, logger, options.signals === undefined ? process : options.signals, () => watches.close());
+
+  logger.info(
+    {
+      admission: `https://${host}:${port}`,
+      probes: `http://${host}:${metricsPort}`,
+      config: options.configPath ?? '(embedded defaults)',
+      configHash: configHash(config),
+    },
+    'dfs-injector webhook serving',
+  );
+
+  return {
+    server,
+    port,
+    metricsPort,
+    getConfig: () => config,
+    shutdown: () => stop.finish(() => server.shutdown()),
+    close: () => {
+      const done = stop.finish(() => server.close());
+      // close() during a grace period ends it early rather than waiting it out.
+      void server.close();
+      return done;
+    },
+    closed: stop.closed,
+  };
+}
+
+type LoadedConfig = Awaited<ReturnType<typeof readConfigFile>>;
+
+/** The TLS pair (checked to be a pair) and the config file, read together; errors name the file. */
+async function readStartupFiles(options: ServeOptions): Promise<{ tls: TlsPair; loaded: LoadedConfig | undefined }> {
+  const [tls, loaded] = await Promise.all([
+    readTlsPair(options.tlsCertPath, options.tlsKeyPath).catch(rethrowAsServeError),
+    options.configPath === undefined ? Promise.resolve(undefined) : readConfigFile(options.configPath).catch(rethrowAsServeError),
+  ]);
+  try {
+    validateTlsPair(tls, `${options.tlsCertPath} + ${options.tlsKeyPath}`);
+  } catch (error) {
+    throw new ServeError(errorMessage(error));
+  }
+  return { tls, loaded };
+}
+
+/** Swaps in the TLS pair and the config when their files change; close() stops both watches. */
+function watchFiles(
+  options: ServeOptions,
+  server: WebhookServer,
+  logger: Logger,
+  current: { tls: TlsPair; loaded: LoadedConfig | undefined; setConfig: (next: Config) => void },
+): { close(): void } {
   const watchTimings = {
     ...(options.reloadDebounceMs === undefined ? {} : { debounceMs: options.reloadDebounceMs }),
     ...(options.reloadIntervalMs === undefined ? {} : { intervalMs: options.reloadIntervalMs }),
@@ -97,40 +143,47 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const tlsReloader: TlsReloader = watchTlsFiles({
     certPath: options.tlsCertPath,
     keyPath: options.tlsKeyPath,
-    current: tls,
+    current: current.tls,
     apply: (pair, source) => server.setTls(pair, source),
     metrics: server.metrics,
     logger,
     ...watchTimings,
   });
   const configReloader: ConfigReloader | undefined =
-    options.configPath === undefined || loaded === undefined
+    options.configPath === undefined || current.loaded === undefined
       ? undefined
-      : watchConfigFile({
-          path: options.configPath,
-          currentText: loaded.text,
-          apply: (next) => {
-            config = next;
-          },
-          metrics: server.metrics,
-          logger,
-          ...watchTimings,
-        });
+      : watchConfigFile({ path: options.configPath, currentText: current.loaded.text, apply: current.setConfig, metrics: server.metrics, logger, ...watchTimings });
+  return {
+    close: () => {
+      tlsReloader.close();
+      configReloader?.close();
+    },
+  };
+}
 
+/**
+ * The end of a server, taken once: SIGTERM or SIGINT start the graceful shutdown (a second signal
+ * closes at once), shutdown() and close() run theirs; whichever comes first, `cleanup` runs, the
+ * signal handlers go, the log is flushed and `closed` settles.
+ */
+function stopOnce(
+  server: WebhookServer,
+  logger: Logger,
+  signals: SignalSource | false,
+  cleanup: () => void,
+): { finish(run: () => Promise<void>): Promise<void>; readonly closed: Promise<void> } {
   let settle: () => void = () => undefined;
   const closed = new Promise<void>((resolve) => {
     settle = resolve;
   });
   let finished: Promise<void> | undefined;
 
-  // Both the graceful path (signal, shutdown()) and close() end here, once.
   function finish(run: () => Promise<void>): Promise<void> {
     finished ??= (async () => {
       try {
         await run();
       } finally {
-        tlsReloader.close();
-        configReloader?.close();
+        cleanup();
         removeSignalHandlers();
         flush(logger);
         settle();
@@ -139,7 +192,6 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     return finished;
   }
 
-  const signals = options.signals === undefined ? process : options.signals;
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signalled) {
@@ -159,31 +211,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   if (signals !== false) {
     for (const signal of SIGNALS) signals.on(signal, onSignal);
   }
-
-  logger.info(
-    {
-      admission: `https://${host}:${port}`,
-      probes: `http://${host}:${metricsPort}`,
-      config: options.configPath ?? '(embedded defaults)',
-      configHash: configHash(config),
-    },
-    'dfs-injector webhook serving',
-  );
-
-  return {
-    server,
-    port,
-    metricsPort,
-    getConfig: () => config,
-    shutdown: () => finish(() => server.shutdown()),
-    close: () => {
-      const done = finish(() => server.close());
-      // close() during a grace period ends it early rather than waiting it out.
-      void server.close();
-      return done;
-    },
-    closed,
-  };
+  return { finish, closed };
 }
 
 /** The process logger: also used by the CLI for the certificate lifecycle, so both write one format. */
