@@ -3,7 +3,7 @@ import { Server as NetServer } from 'node:net';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import { reviewAdmission } from '../lib/admission.js';
 import type { Config } from '../lib/config.js';
-import { createAdmissionHandler, type AdmissionLimits, type ReviewFunction } from './admission-handler.js';
+import { createAdmissionHandler, type AdmissionHandler, type AdmissionLimits, type ReviewFunction } from './admission-handler.js';
 import { trackConnections } from './connections.js';
 import { createLogLimiter } from './log-limiter.js';
 import { listenOn } from './listen.js';
@@ -135,25 +135,10 @@ const DEFAULT_IDLE_TIMEOUT_MS = 72_000;
 export function buildServer(options: ServerOptions): WebhookServer {
   const logger = resolveLogger(options.logger);
   const metrics = options.metrics ?? createMetrics();
-  const review = options.review ?? reviewAdmission;
-  const limits: AdmissionLimits = {
-    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
-    maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
-    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
-    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-  };
+  const limits = admissionLimits(options);
   const readinessChecks = [...(options.readinessChecks ?? [])];
   const { getConfig } = options;
-  const now = options.now ?? Date.now;
-
-  // The first pair is served even outside its validity (there is nothing else to serve), but
-  // /readyz fails until a valid one is loaded or this one becomes valid; a reload refuses it.
-  let served = validateTlsPair(options.tls, 'the TLS certificate and key');
-  metrics.setCertificateExpiry(served.notAfter);
-  const startProblem = validityProblem(served, now());
-  if (startProblem !== undefined) logger.error(`serving ${startProblem}; /readyz fails until a valid certificate is loaded`);
-  const certificateValid = (): boolean => validityProblem(served, now()) === undefined;
-  metrics.observeCertificateValidity(certificateValid);
+  const certificate = servedCertificate(options.tls, metrics, logger, options.now ?? Date.now);
   let shuttingDown = false;
 
   const warnings = createLogLimiter({
@@ -161,92 +146,202 @@ export function buildServer(options: ServerOptions): WebhookServer {
     perSecond: options.warnLinesPerSecond ?? DEFAULT_WARN_LINES_PER_SECOND,
     onSuppressed: () => metrics.recordLogLineSuppressed(),
   });
-  const handler = createAdmissionHandler({ getConfig, review, logger, metrics, limits, warnings });
+  const handler = createAdmissionHandler({ getConfig, review: options.review ?? reviewAdmission, logger, metrics, limits, warnings });
   metrics.observeLoad(handler);
-  const server = createSecureServer(
-    {
-      allowHTTP1: true,
-      cert: options.tls.cert,
-      key: options.tls.key,
-      ...TLS_OPTIONS,
-      ALPNProtocols: ['h2', 'http/1.1'],
-      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: MAX_HEADER_LIST_SIZE },
-      maxHeaderListPairs: MAX_HEADER_LIST_PAIRS,
-      maxSessionMemory: MAX_SESSION_MEMORY_MB,
-    },
-    handler.handle,
-  );
-  server.setTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
-  // HTTP/1.1 (allowHTTP1 uses node:http's parser and its timeouts): headers and the whole
-  // request must arrive in time, checked every second instead of Node's default 30 s.
-  const http1 = server as unknown as { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
-  http1.requestTimeout = limits.requestTimeoutMs;
-  http1.headersTimeout = limits.requestTimeoutMs;
-  http1.connectionsCheckingInterval = Math.min(1000, Math.max(25, limits.requestTimeoutMs / 4));
+  const server = createAdmissionTlsServer(options.tls, handler.handle, limits, options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
   const connections = trackConnections(server);
   const admission: AdmissionServer = {
     server,
     listen: ({ port, host }) => listenOn(server, port, host),
   };
 
-  async function readiness(): Promise<ReadinessReport> {
-    const checks: Record<string, boolean> = {
-      tls: certificateValid(),
-      config: configLoaded(getConfig),
-      'not-shutting-down': !shuttingDown,
-    };
-    let ready = Object.values(checks).every(Boolean);
-    const notes: Record<string, string> = {};
-    for (const check of readinessChecks) {
-      let ok: boolean;
-      try {
-        ok = await check.ready();
-        const note = check.note?.();
-        if (note !== undefined) notes[check.name] = note;
-      } catch (error) {
-        logger.warn({ err: error, check: check.name }, 'readiness check threw; reporting not ready');
-        ok = false;
-      }
-      checks[check.name] = ok;
-      if (!ok && check.gating !== false) ready = false;
-    }
-    return Object.keys(notes).length === 0 ? { ready, checks } : { ready, checks, notes };
-  }
-
+  const readiness = (): Promise<ReadinessReport> =>
+    readinessReport({ tls: certificate.valid(), config: configLoaded(getConfig), 'not-shutting-down': !shuttingDown }, readinessChecks, logger);
   const probes = createProbeServer(logger, {
     readiness,
     metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
   });
 
+  const stop = stopSequence({
+    logger,
+    gracePeriodMs: options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS,
+    drainTimeoutMs: options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+    markShuttingDown: () => {
+      shuttingDown = true;
+    },
+    beginGrace: () => connections.beginGrace(),
+    closeServers: async () => {
+      handler.close();
+      warnings.flush();
+      warnings.close();
+      // net.Server's close, not Http2SecureServer's: with allowHTTP1 the latter first destroys
+      // every HTTP/1.1 connection without a request in flight (closeIdleConnections), among
+      // them one whose request is on its way, and that request is lost. The connections are
+      // drained instead; this only stops accepting and waits for them.
+      const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      connections.drain();
+      await closed;
+    },
+    cutConnections: () => connections.destroyAll(),
+    closeProbes: () => probes.close(),
+  });
+
+  return {
+    admission,
+    probes,
+    metrics,
+    logger,
+    setTls(pair, source = 'the TLS certificate and key') {
+      const info = certificate.replace(pair, source);
+      // setSecureContext replaces every context option, so the version and ciphers go in again.
+      server.setSecureContext({ cert: pair.cert, key: pair.key, ...TLS_OPTIONS });
+      certificate.served(info);
+      return info;
+    },
+    addReadinessCheck(check) {
+      readinessChecks.push(check);
+    },
+    readiness,
+    get shuttingDown() {
+      return shuttingDown;
+    },
+    shutdown: stop.shutdown,
+    close: stop.close,
+  };
+}
+
+function admissionLimits(options: ServerOptions): AdmissionLimits {
+  return {
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+  };
+}
+
+/**
+ * The certificate being served and whether it is valid now. The first pair is served even outside
+ * its validity (there is nothing else to serve), but /readyz fails until a valid one is loaded or
+ * this one becomes valid; a reload refuses a pair that is not valid.
+ */
+function servedCertificate(
+  first: TlsPair,
+  metrics: WebhookMetrics,
+  logger: Logger,
+  now: () => number,
+): { valid(): boolean; replace(pair: TlsPair, source: string): TlsPairInfo; served(info: TlsPairInfo): void } {
+  let served = validateTlsPair(first, 'the TLS certificate and key');
+  metrics.setCertificateExpiry(served.notAfter);
+  const startProblem = validityProblem(served, now());
+  if (startProblem !== undefined) logger.error(`serving ${startProblem}; /readyz fails until a valid certificate is loaded`);
+  const valid = (): boolean => validityProblem(served, now()) === undefined;
+  metrics.observeCertificateValidity(valid);
+  return {
+    valid,
+    /** Checks a new pair; throws TlsPairError, keeping the served one, when it is unusable. */
+    replace(pair, source) {
+      const info = validateTlsPair(pair, source);
+      const problem = validityProblem(info, now());
+      if (problem !== undefined) throw new TlsPairError(`${source}: ${problem}; keeping the certificate being served`);
+      return info;
+    },
+    served(info) {
+      metrics.setCertificateExpiry(info.notAfter);
+      served = info;
+    },
+  };
+}
+
+/** The HTTPS admission server: HTTP/2 with HTTP/1.1 by ALPN, its TLS settings, bounds and timeouts. */
+function createAdmissionTlsServer(
+  tls: TlsPair,
+  handle: AdmissionHandler['handle'],
+  limits: AdmissionLimits,
+  idleTimeoutMs: number,
+): Http2SecureServer {
+  const server = createSecureServer(
+    {
+      allowHTTP1: true,
+      cert: tls.cert,
+      key: tls.key,
+      ...TLS_OPTIONS,
+      ALPNProtocols: ['h2', 'http/1.1'],
+      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: MAX_HEADER_LIST_SIZE },
+      maxHeaderListPairs: MAX_HEADER_LIST_PAIRS,
+      maxSessionMemory: MAX_SESSION_MEMORY_MB,
+    },
+    handle,
+  );
+  server.setTimeout(idleTimeoutMs);
+  // HTTP/1.1 (allowHTTP1 uses node:http's parser and its timeouts): headers and the whole
+  // request must arrive in time, checked every second instead of Node's default 30 s.
+  const http1 = server as unknown as { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
+  http1.requestTimeout = limits.requestTimeoutMs;
+  http1.headersTimeout = limits.requestTimeoutMs;
+  http1.connectionsCheckingInterval = Math.min(1000, Math.max(25, limits.requestTimeoutMs / 4));
+  return server;
+}
+
+/** /readyz: the server's own checks and the added ones; a check that throws counts as not ready. */
+async function readinessReport(own: Record<string, boolean>, added: readonly ReadinessCheck[], logger: Logger): Promise<ReadinessReport> {
+  const checks: Record<string, boolean> = { ...own };
+  let ready = Object.values(checks).every(Boolean);
+  const notes: Record<string, string> = {};
+  for (const check of added) {
+    let ok: boolean;
+    try {
+      ok = await check.ready();
+      const note = check.note?.();
+      if (note !== undefined) notes[check.name] = note;
+    } catch (error) {
+      logger.warn({ err: error, check: check.name }, 'readiness check threw; reporting not ready');
+      ok = false;
+    }
+    checks[check.name] = ok;
+    if (!ok && check.gating !== false) ready = false;
+  }
+  return Object.keys(notes).length === 0 ? { ready, checks } : { ready, checks, notes };
+}
+
+interface StopSteps {
+  readonly logger: Logger;
+  readonly gracePeriodMs: number;
+  readonly drainTimeoutMs: number;
+  readonly markShuttingDown: () => void;
+  /** Asks clients to go elsewhere: GOAWAY on HTTP/2, Connection: close on each HTTP/1.1 answer. */
+  readonly beginGrace: () => void;
+  /** Stops accepting and waits for the connections to drain. */
+  readonly closeServers: () => Promise<void>;
+  /** Past the drain timeout: ends the connections still open. */
+  readonly cutConnections: () => void;
+  readonly closeProbes: () => Promise<void>;
+}
+
+/**
+ * shutdown(): not ready, still serving for the grace period, then close(). close(): drain with a
+ * deadline, then close the probes. Each runs once; close() ends a running grace period early.
+ */
+function stopSequence(steps: StopSteps): { shutdown(this: void): Promise<void>; close(this: void): Promise<void> } {
+  const { logger, drainTimeoutMs } = steps;
   let closing: Promise<void> | undefined;
   let shutdownRun: Promise<void> | undefined;
   let endGrace: (() => void) | undefined;
-  const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
 
   function close(): Promise<void> {
-    shuttingDown = true;
+    steps.markShuttingDown();
     endGrace?.();
     closing ??= (async () => {
       const deadline = setTimeout(() => {
         logger.warn({ drainTimeoutMs }, 'connections still open after the drain timeout; closing them');
-        connections.destroyAll();
+        steps.cutConnections();
       }, drainTimeoutMs);
       deadline.unref();
-      handler.close();
-      warnings.flush();
-      warnings.close();
       try {
-        // net.Server's close, not Http2SecureServer's: with allowHTTP1 the latter first destroys
-        // every HTTP/1.1 connection without a request in flight (closeIdleConnections), among
-        // them one whose request is on its way, and that request is lost. The connections are
-        // drained below instead; this only stops accepting and waits for them.
-        const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
-        connections.drain();
-        await closed;
+        await steps.closeServers();
       } finally {
         clearTimeout(deadline);
       }
-      await probes.close();
+      await steps.closeProbes();
       logger.info('webhook closed');
     })();
     return closing;
@@ -254,12 +349,11 @@ export function buildServer(options: ServerOptions): WebhookServer {
 
   function shutdown(): Promise<void> {
     shutdownRun ??= (async () => {
-      shuttingDown = true;
-      const gracePeriodMs = options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
+      steps.markShuttingDown();
+      const { gracePeriodMs } = steps;
       logger.info({ gracePeriodMs }, 'shutting down: not ready, still serving during the grace period');
-      // Clients are asked to go elsewhere from now on: GOAWAY on HTTP/2, Connection: close on
-      // each HTTP/1.1 answer; what they send meanwhile is still answered.
-      connections.beginGrace();
+      // What clients send meanwhile is still answered.
+      steps.beginGrace();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, gracePeriodMs);
         endGrace = () => {
@@ -272,31 +366,7 @@ export function buildServer(options: ServerOptions): WebhookServer {
     return shutdownRun;
   }
 
-  return {
-    admission,
-    probes,
-    metrics,
-    logger,
-    setTls(pair, source = 'the TLS certificate and key') {
-      const info = validateTlsPair(pair, source);
-      const problem = validityProblem(info, now());
-      if (problem !== undefined) throw new TlsPairError(`${source}: ${problem}; keeping the certificate being served`);
-      // setSecureContext replaces every context option, so the version and ciphers go in again.
-      server.setSecureContext({ cert: pair.cert, key: pair.key, ...TLS_OPTIONS });
-      metrics.setCertificateExpiry(info.notAfter);
-      served = info;
-      return info;
-    },
-    addReadinessCheck(check) {
-      readinessChecks.push(check);
-    },
-    readiness,
-    get shuttingDown() {
-      return shuttingDown;
-    },
-    shutdown,
-    close,
-  };
+  return { shutdown, close };
 }
 
 function resolveLogger(option: ServerOptions['logger']): Logger {
