@@ -54,6 +54,7 @@ export default tseslint.config(
         {
           zones: [
             { target: './lib', from: ['./webhook', './cli', './certs', './kube', './cli.ts'], message: 'lib/ is the pure core: webhook/, certs/, kube/ and cli/ build on it, never the other way round.' },
+            { target: './lib/*.ts', from: ['./lib/audit', './lib/check', './lib/explain'], message: 'The injection core (lib/*.ts) does not depend on the diagnostics (lib/audit/, lib/check/, lib/explain/); they build on it.' },
             { target: './kube', from: ['./webhook', './cli', './certs', './cli.ts'], message: 'kube/ is cluster access that cli/ and certs/ share: it builds on lib/ only.' },
             { target: ['./webhook', './certs'], from: ['./cli', './cli.ts'], message: 'cli/ is the commands that start the webhook and issue certificates; they must not depend on it.' },
             { target: './', from: './test', message: 'test/ holds test support and fixtures; only tests may import it.' },

@@ -1,9 +1,9 @@
 // `dfs-injector explain`: whether and why the webhook would inject a pod, step by step, and the
-// change as a unified diff. The steps are lib/explain.ts; this file reads the inputs.
+// change as a unified diff. The steps are lib/explain/explain.ts; this file reads the inputs.
 import { isRecord } from '../lib/k8s.js';
 import { objectsOf } from '../lib/workloads.js';
 import { LABEL_INJECTION } from '../lib/names.js';
-import { explainDocument, renderExplanations, type NamespaceInfo, type PodExplanation } from '../lib/explain.js';
+import { explainDocument, renderExplanations, type NamespaceInfo, type PodExplanation } from '../lib/explain/explain.js';
 import { defineCommand, type Command, type ParsedArgs } from './command.js';
 import { loadConfig } from './config-file.js';
 import { parseLabelList, processDiagnoseIo, readManifests, type DiagnoseIo } from './diagnose-io.js';

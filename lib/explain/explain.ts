@@ -3,17 +3,17 @@
 // reads the pod and the namespace labels and passes them in.
 import jsonpatch from 'fast-json-patch';
 import { stringify } from 'yaml';
-import { admissionResponse, type AdmissionResponse } from './admission.js';
-import { effectiveNamespaceLabels, enforcesPodSecurity, EXCLUDED_NAMESPACES, matchEntries, type EntryMatch, type WebhookEntry } from './audit/selection.js';
-import type { Config } from './config.js';
-import { isRecord, nonEmptyString, type PodLike } from './k8s.js';
-import { planPod, type PodDecision } from './plan-pod.js';
-import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from './names.js';
-import type { AnnotationResult } from './overrides.js';
-import { PatchBuilder } from './patch.js';
-import { selectRole } from './role.js';
+import { admissionResponse, type AdmissionResponse } from '../admission.js';
+import { effectiveNamespaceLabels, enforcesPodSecurity, EXCLUDED_NAMESPACES, matchEntries, type EntryMatch, type WebhookEntry } from '../audit/selection.js';
+import type { Config } from '../config.js';
+import { isRecord, nonEmptyString, type PodLike } from '../k8s.js';
+import { planPod, type PodDecision } from '../plan-pod.js';
+import { LABEL_DEFAULT_ROLE, LABEL_INJECTION, LABEL_POD_SECURITY_ENFORCE, LABEL_ROLE } from '../names.js';
+import type { AnnotationResult } from '../overrides.js';
+import { PatchBuilder } from '../patch.js';
+import { selectRole } from '../role.js';
 import { unifiedDiff } from './unified-diff.js';
-import { findPods, objectsOf } from './workloads.js';
+import { findPods, objectsOf } from '../workloads.js';
 
 export interface NamespaceInfo {
   name: string;
