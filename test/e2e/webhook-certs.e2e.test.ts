@@ -18,7 +18,7 @@ import {
   servedCertificate,
   serveSupports,
   type RenderedBase,
-  type WebhookEntry,
+  type MutatingWebhook,
   webhookSuitePrerequisites,
 } from './webhook-process.js';
 
@@ -260,7 +260,7 @@ describe.skipIf(!available)('webhook certificates on a real API server', () => {
       const leaf = new X509Certificate(unb64(stored.data?.['tls.crt']));
       expect(leaf.checkIssued(new X509Certificate(caPem))).toBe(true);
 
-      const configuration = await client.get<KubeObject & { webhooks: WebhookEntry[] }>(MWC.apiVersion, MWC.kind, 'dfs-injector');
+      const configuration = await client.get<KubeObject & { webhooks: MutatingWebhook[] }>(MWC.apiVersion, MWC.kind, 'dfs-injector');
       const shipped = base.webhookConfiguration.webhooks;
       expect(configuration!.webhooks.map((w) => w.name)).toEqual(shipped.map((w) => w.name));
       for (const [i, entry] of configuration!.webhooks.entries()) {

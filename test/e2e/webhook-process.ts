@@ -84,10 +84,11 @@ export async function generateLoopbackCertificates(dir: string): Promise<Generat
 export interface RenderedBase {
   /** `config.yaml` of the dfs-injector-config ConfigMap, the file the Deployment mounts. */
   readonly configYaml: string;
-  readonly webhookConfiguration: KubeObject & { webhooks: WebhookEntry[] };
+  readonly webhookConfiguration: KubeObject & { webhooks: MutatingWebhook[] };
 }
 
-export interface WebhookEntry {
+/** One webhook of a MutatingWebhookConfiguration as the API stores it (admissionregistration/v1 MutatingWebhook). */
+export interface MutatingWebhook {
   name: string;
   clientConfig: { url?: string; service?: { name: string; namespace: string; path?: string; port?: number }; caBundle?: string };
   reinvocationPolicy?: string;
