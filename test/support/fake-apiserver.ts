@@ -75,7 +75,7 @@ export interface FakeApiServer {
   readonly url: string;
   /** A KubeConfig whose current context points at this server. */
   kubeConfig(): KubeConfig;
-  /** The same server for the certificate lifecycle's own client (certs/kube-api.ts). */
+  /** The same server for the certificate lifecycle's own client (kube/api.ts). */
   endpoint(): KubeEndpoint;
   /** A deep copy of the stored object, or undefined. */
   get<T extends KubeObject = KubeObject>(path: string): T | undefined;
