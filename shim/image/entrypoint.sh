@@ -12,6 +12,10 @@
 #   DFS_SMBD           smbd binary                     default smbd (PATH)
 #   DFS_SMB_TEMPLATE   smb.conf template               default: beside this
 #                      script, else /usr/local/share/dfs/smb.conf.template
+#   DFS_READY_SCRIPT   readiness script, also run by smbd at every tree
+#                      connect ("tree-connect"): default ready.sh or
+#                      dfs-smbd-ready beside this script, else the copy
+#                      shim.mode init puts in /dfs-shim/dfs-smbd-ready
 #   DFS_SHIM_MARKER    file the shim creates when it first rewrites an
 #                      nlink 0                  default $DFS_STATE_DIR/shim/nlink0-seen
 #   DFS_SHIM_LOG       1: the shim logs its first rewrite per process
@@ -122,6 +126,33 @@ else
 fi
 [ -r "$template" ] || invalid DFS_SMB_TEMPLATE "$template" 'must be a readable smb.conf template'
 
+# smbd refuses a tree connect while the share path is not the FUSE mount (an
+# unmounted FUSE leaves an empty directory that smbd would otherwise serve as
+# the share). smbd runs the command through /bin/sh -c with Samba's escaping
+# of shell characters, so the script's path carries no space or quote.
+if [ -n "${DFS_READY_SCRIPT+set}" ]; then
+	ready_script=$DFS_READY_SCRIPT
+else
+	ready_script=/dfs-shim/dfs-smbd-ready
+	for candidate in "$(dirname -- "$0")/ready.sh" "$(dirname -- "$0")/dfs-smbd-ready"; do
+		if [ -f "$candidate" ]; then
+			ready_script=$candidate
+			break
+		fi
+	done
+	case $ready_script in
+	/*) ;;
+	*) ready_script=$(cd -- "$(dirname -- "$ready_script")" && pwd)/$(basename -- "$ready_script") ;;
+	esac
+fi
+check_path DFS_READY_SCRIPT "$ready_script"
+case $ready_script in
+*' '*) invalid DFS_READY_SCRIPT "$ready_script" 'must not contain spaces' ;;
+esac
+if [ ! -f "$ready_script" ] || [ ! -r "$ready_script" ]; then
+	invalid DFS_READY_SCRIPT "$ready_script" 'must be a readable file (the image'"'"'s dfs-smbd-ready, or its copy in /dfs-shim with shim.mode init)'
+fi
+
 case $smbd in
 '') invalid DFS_SMBD "$smbd" 'must name the smbd binary' ;;
 esac
@@ -144,7 +175,7 @@ rm -f -- "$marker"
 conf=$state_dir/smb.conf
 R_SHARE_NAME=$share_name R_SHARE_PATH=$share_path R_SMB_PORT=$smb_port \
 	R_LOG_LEVEL=$log_level R_GUEST_ACCOUNT=$guest_account R_BIND=$bind \
-	R_INTERFACES=$interfaces R_STATE_DIR=$state_dir \
+	R_INTERFACES=$interfaces R_STATE_DIR=$state_dir R_READY_SCRIPT=$ready_script \
 	awk '
 	# index()/substr() instead of gsub(): values are literal text, and "&"
 	# or "\" in a gsub replacement would be interpreted.
@@ -166,6 +197,7 @@ R_SHARE_NAME=$share_name R_SHARE_PATH=$share_path R_SMB_PORT=$smb_port \
 		line = subst(line, "@BIND@", ENVIRON["R_BIND"])
 		line = subst(line, "@INTERFACES@", ENVIRON["R_INTERFACES"])
 		line = subst(line, "@STATE_DIR@", ENVIRON["R_STATE_DIR"])
+		line = subst(line, "@READY_SCRIPT@", ENVIRON["R_READY_SCRIPT"])
 		print line
 	}' "$template" >"$conf.tmp"
 if grep -n '@[A-Z_]*@' "$conf.tmp" >&2; then
@@ -174,7 +206,9 @@ if grep -n '@[A-Z_]*@' "$conf.tmp" >&2; then
 fi
 mv -f -- "$conf.tmp" "$conf"
 
-export DFS_SHIM_MARKER="$marker" DFS_SHIM_LOG="$shim_log"
+# The tree connect check (ready.sh) reads the share path from smbd's
+# environment, which is this one: the default too must reach it.
+export DFS_SHIM_MARKER="$marker" DFS_SHIM_LOG="$shim_log" DFS_SHARE_PATH="$share_path"
 
 printf '%s: serving %s as [%s] on port %s (log level %s, config %s, LD_PRELOAD=%s)\n' \
 	"$me" "$share_path" "$share_name" "$smb_port" "$log_level" "$conf" "${LD_PRELOAD:-none}"

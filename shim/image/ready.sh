@@ -16,6 +16,14 @@
 #
 # Output: first line "ready: ..." or "not ready: ...", then "nlink0: ..." and
 # "smbd: ..." lines. Exit 0 ready, 1 not ready, 64 bad configuration.
+#
+# "ready.sh tree-connect": smbd's "root preexec" at every tree connect to the
+# share (smb.conf.template). Only the mount rule above, the same code: exit 0
+# when the share path is the FUSE mount; else one line on stderr and exit 1, and
+# smbd refuses the connect, so it never serves the empty directory a gone FUSE
+# mount leaves underneath. No listing and no nlink look: it reads mountinfo
+# only, so a connect costs no request to the FUSE program, and nlink 0 without
+# the shim already fails every path loudly (the probe reports it).
 set -u
 
 # Exec probes inherit the container's environment, LD_PRELOAD included; the
@@ -23,6 +31,15 @@ set -u
 unset LD_PRELOAD
 
 me=dfs-smbd-ready
+mode=probe
+case ${1-} in
+'') ;;
+tree-connect) mode=tree-connect ;;
+*)
+	printf '%s: unknown argument %s: the only one is tree-connect\n' "$me" "$1" >&2
+	exit 64
+	;;
+esac
 share_path=${DFS_SHARE_PATH-/mnt/dfs}
 state_dir=${DFS_STATE_DIR-/run/dfs-smbd}
 marker=${DFS_SHIM_MARKER-$state_dir/shim/nlink0-seen}
@@ -51,7 +68,11 @@ bounded() {
 }
 
 not_ready() {
-	printf 'not ready: %s\n' "$*"
+	if [ "$mode" = tree-connect ]; then
+		printf '%s: refusing a tree connect to %s: %s\n' "$me" "$share_path" "$*" >&2
+	else
+		printf 'not ready: %s\n' "$*"
+	fi
 	exit 1
 }
 
@@ -74,6 +95,7 @@ case $fstype in
 "$fstype_prefix"*) ;;
 *) not_ready "$share_path is a $fstype mount, not ${fstype_prefix}* (DFS_READY_FSTYPE): the FUSE program has not mounted it yet" ;;
 esac
+[ "$mode" = probe ] || exit 0
 
 if ! listing=$(bounded ls -A -- "$share_path" 2>&1); then
 	not_ready "$share_path is mounted ($fstype) but cannot be listed within ${limit}s: $listing"

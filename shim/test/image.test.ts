@@ -125,6 +125,10 @@ describe.each(shells)('entrypoint.sh under $name', (shell) => {
     ['DFS_SMB_TEMPLATE', '/nonexistent/smb.conf.template', 'must be a readable smb.conf template'],
     ['DFS_SHIM_LOG', 'yes', 'must be 0 or 1'],
     ['DFS_SHIM_MARKER', 'nlink0-seen', 'must be an absolute path'],
+    ['DFS_READY_SCRIPT', 'ready.sh', 'must be an absolute path'],
+    ['DFS_READY_SCRIPT', '/dfs-shim/%U', 'must be an absolute path'],
+    ['DFS_READY_SCRIPT', '/dfs shim/dfs-smbd-ready', 'must not contain spaces'],
+    ['DFS_READY_SCRIPT', '/nonexistent/dfs-smbd-ready', 'must be a readable file'],
   ];
 
   it.each(invalid)('refuses %s=%j, naming the variable and the rule', async (name, value, rule) => {
@@ -169,6 +173,10 @@ describe.each(shells)('entrypoint.sh under $name', (shell) => {
     }
     expect(conf).toMatch(/^\tvfs objects =$/m);
     expect(conf).not.toMatch(/@[A-Z_]+@/);
+    // Every tree connect runs the readiness script's mount check (beside the entrypoint here);
+    // the share path it checks comes from smbd's environment.
+    expect(conf).toContain(`\n\troot preexec = /bin/sh ${readySh} tree-connect\n\troot preexec close = yes\n`);
+    expect(r.env.get('DFS_SHARE_PATH')).toBe(r.stateDir.slice(0, r.stateDir.lastIndexOf('/')));
     // The shim's knobs reach smbd.
     expect(r.env.get('DFS_SHIM_MARKER')).toBe(join(r.stateDir, 'shim', 'nlink0-seen'));
     expect(r.env.get('DFS_SHIM_LOG')).toBe('1');
@@ -230,6 +238,8 @@ describe.each(shells)('entrypoint.sh under $name', (shell) => {
       expect(await param('load printers')).toBe('No');
       expect(await param('disable spoolss')).toBe('Yes');
       expect(await param('bind interfaces only')).toBe('Yes');
+      expect(await param('root preexec', 'dfs')).toBe(`/bin/sh ${readySh} tree-connect`);
+      expect(await param('root preexec close', 'dfs')).toBe('Yes');
     },
   );
 });
@@ -243,6 +253,24 @@ describe.each(shells)('ready.sh outside the FUSE mount, under $name', (shell) =>
     const r = await ready({ DFS_SHARE_PATH: dir, DFS_STATE_DIR: join(dir, 'state') });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe(`not ready: ${dir} is not a mount point (the FUSE program has not mounted it, or it is not shared with this container)\n`);
+  });
+
+  it('tree-connect (smbd\'s root preexec): the same mount rule, its reason on stderr, nothing on stdout, no listing', async () => {
+    const dir = tempDir('notmounted');
+    const notMounted = await run(shell.sh, [readySh, 'tree-connect'], { env: cleanEnv({ ...shell.env, DFS_SHARE_PATH: dir }) });
+    expect({ code: notMounted.code, stdout: notMounted.stdout }).toEqual({ code: 1, stdout: '' });
+    expect(notMounted.stderr).toBe(
+      `dfs-smbd-ready: refusing a tree connect to ${dir}: ${dir} is not a mount point (the FUSE program has not mounted it, or it is not shared with this container)\n`,
+    );
+    const notFuse = await run(shell.sh, [readySh, 'tree-connect'], { env: cleanEnv({ ...shell.env, DFS_SHARE_PATH: '/' }) });
+    expect(notFuse.code).toBe(1);
+    expect(notFuse.stderr).toMatch(/^dfs-smbd-ready: refusing a tree connect to \/: \/ is a \S+ mount, not fuse\* \(DFS_READY_FSTYPE\)/);
+    // A mount of the accepted type passes silently: smbd logs nothing for a good connect.
+    const any = await run(shell.sh, [readySh, 'tree-connect'], { env: cleanEnv({ ...shell.env, DFS_SHARE_PATH: '/', DFS_READY_FSTYPE: '' }) });
+    expect({ code: any.code, stdout: any.stdout, stderr: any.stderr }).toEqual({ code: 0, stdout: '', stderr: '' });
+    const bad = await run(shell.sh, [readySh, 'connect'], { env: cleanEnv({ ...shell.env, DFS_SHARE_PATH: '/' }) });
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toContain('dfs-smbd-ready: unknown argument connect: the only one is tree-connect');
   });
 
   it('is not ready when the mount there is not FUSE (an empty volume before the FUSE program mounts)', async () => {

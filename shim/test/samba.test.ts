@@ -2,7 +2,7 @@
 // smb.conf template, serves the nlink0fs FUSE fixture on a loopback port.
 // Without the shim it reproduces the bug; with it every byte comes through.
 // The readiness check runs against the same setup.
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needs } from '../../test/support/prereq.js';
@@ -175,6 +175,49 @@ describe.skipIf(!ok)('smbd sharing a FUSE filesystem that reports correct nlink'
       expect(r.code).toBe(0);
       expect(r.stdout).toContain('nlink0: not seen');
       expect(r.stdout).toMatch(/^smbd: pid \d+, nlink shim loaded$/m);
+    });
+  });
+});
+
+async function getHello(port: number): Promise<{ r: RunResult; text: string }> {
+  const file = join(tempDir('hello'), 'hello.txt');
+  const r = await smbclient(port, `get hello.txt "${file}"`);
+  return { r, text: existsSync(file) ? readFileSync(file, 'utf8') : '' };
+}
+
+describe.skipIf(!ok)('smbd refuses the share while its path is not the FUSE mount', () => {
+  it('connects with the FUSE mount in place, refuses the tree connect once it is unmounted (the empty directory left), connects again once it is back', { timeout: SMBD_TIMEOUT }, async () => {
+    const shim = await buildShim('glibc');
+    const fx = await mountFixture();
+    await withSmbd(fx.mnt, shim, async (smbd) => {
+      const before = await getHello(smbd.port);
+      expect(before.r.code, before.r.stdout + before.r.stderr).toBe(0);
+      expect(before.text).toBe(HELLO_TEXT);
+
+      // The FUSE program goes away: its mount point is left, an empty directory smbd could serve.
+      await fx.unmount();
+      expect(readdirSync(fx.mnt)).toEqual([]);
+      const gone = await smbclient(smbd.port, 'ls');
+      expect(gone.code).not.toBe(0);
+      expect(gone.stdout + gone.stderr).toContain('tree connect failed: NT_STATUS_ACCESS_DENIED');
+      expect(gone.stdout + gone.stderr).not.toContain('blocks of size');
+      // smbd's log says why: the check's own line, and Samba's.
+      expect(smbd.output()).toContain(
+        `dfs-smbd-ready: refusing a tree connect to ${fx.mnt}: ${fx.mnt} is not a mount point (the FUSE program has not mounted it, or it is not shared with this container)`,
+      );
+      expect(smbd.output()).toMatch(/root preexec gave 1 - failing connection/);
+      process.stderr.write(`samba: the refused tree connect, as smbclient and smbd say it:\n${gone.stdout}${gone.stderr}${smbd.output()}\n`);
+      // The readiness probe gives the same answer from the same rule.
+      const r = await readyEverywhere(fx.mnt, smbd.stateDir);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/^not ready: .* is not a mount point/);
+
+      // Mounted again: the same smbd serves it again, with nothing restarted.
+      const again = await mountFixture({ at: fx.mnt });
+      const after = await getHello(smbd.port);
+      expect(after.r.code, after.r.stdout + after.r.stderr).toBe(0);
+      expect(after.text).toBe(HELLO_TEXT);
+      await again.unmount();
     });
   });
 });

@@ -305,13 +305,19 @@ function unmountSync(mnt: string): void {
   if (spawnSync('fusermount3', ['-u', '-z', mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
 }
 
-export async function mountFixture(opts: { correctNlink?: boolean } = {}): Promise<Fixture> {
+/** Mounts the fixture in a new directory, or again at `at` (the mnt of an earlier, unmounted fixture). */
+export async function mountFixture(opts: { correctNlink?: boolean; at?: string } = {}): Promise<Fixture> {
   const bin = await buildFixture();
-  const dir = tempDir('fuse');
-  // smbd reaches the share as the guest account; mkdtemp's 0700 would stop it.
-  chmodSync(dir, 0o755);
-  const mnt = join(dir, 'mnt');
-  mkdirSync(mnt);
+  let mnt: string;
+  if (opts.at !== undefined) {
+    mnt = opts.at;
+  } else {
+    const dir = tempDir('fuse');
+    // smbd reaches the share as the guest account; mkdtemp's 0700 would stop it.
+    chmodSync(dir, 0o755);
+    mnt = join(dir, 'mnt');
+    mkdirSync(mnt);
+  }
   const args = ['-f', '-o', 'allow_other,fsname=nlink0fs,subtype=nlink0fs'];
   if (opts.correctNlink === true) args.push('--correct-nlink');
   args.push(mnt);
