@@ -172,6 +172,26 @@ describe.runIf(ok)('the smbd sidecar image, as the webhook injects it', () => {
     }
   });
 
+  it('refuses the tree connect while the share path is not the FUSE mount (the bare volume), with the same read-only root and capabilities', async () => {
+    const bare = await start(sidecar.image, containerFlags(sidecar, { 'dfs-injector-source': emptyDir('bare-source'), 'dfs-injector-smbd-state': emptyDir('smbd-state-bare') }));
+    try {
+      let r = await smbclient(bare, 'ls');
+      for (let i = 0; i < 40 && !r.out.includes('tree connect failed'); i++) {
+        await new Promise((res) => setTimeout(res, 250));
+        r = await smbclient(bare, 'ls');
+      }
+      expect(r.code).not.toBe(0);
+      expect(r.out).toContain('tree connect failed: NT_STATUS_ACCESS_DENIED');
+      const logs = await bare.logs();
+      expect(logs).toMatch(/dfs-smbd-ready: refusing a tree connect to \/mnt\/dfs: \/mnt\/dfs is a \S+ mount, not fuse\* \(DFS_READY_FSTYPE\): the FUSE program has not mounted it yet/);
+      expect(logs).toContain('root preexec gave 1 - failing connection');
+      const conf = await bare.exec(['testparm', '-s', '--section-name=dfs', '--parameter-name=root preexec', '/run/dfs-smbd/smb.conf']);
+      expect(conf.stdout.trim()).toBe('/bin/sh /usr/local/bin/dfs-smbd-ready tree-connect');
+    } finally {
+      await bare.stop();
+    }
+  });
+
   it('serves every file of the nlink-0 FUSE mount, byte for byte, through the shim', async () => {
     const list = await smbclient(pod, 'recurse; ls');
     expect(list.code, list.out).toBe(0);
