@@ -36,6 +36,7 @@ import {
   startMounter,
   type ConsumerMode,
   type ConsumerRead,
+  type MounterRun,
   type OutageFigures,
   terminate,
 } from './scenario.js';
@@ -246,7 +247,8 @@ describe.runIf(enabled)('dfs-mounter on a real kernel CIFS client', () => {
   }, 240_000);
 
   describe('mount failures: a clear log line, backoff, readiness false, nothing mounted', () => {
-    const failing = async (name: string, env: Record<string, string>, mountError: RegExp): Promise<void> => {
+    /** Asserts the failure; the mounter is stopped unless keep, then returned still running. */
+    const failing = async (name: string, env: Record<string, string>, mountError: RegExp, keep = false): Promise<MounterRun> => {
       await vm.execOk(`mkdir -p /mnt/${name}`);
       const m = await startMounter(vm, name, { DFS_BACKOFF_INITIAL: '1', DFS_BACKOFF_MAX: '4', DFS_MOUNT_TIMEOUT: '15', ...env });
       await waitUntil(`${name}: backoff up to 4 s`, () => /retrying in 4s/.test(m.log()), 120_000);
@@ -258,7 +260,8 @@ describe.runIf(enabled)('dfs-mounter on a real kernel CIFS client', () => {
       expect(ready.ready).toBe(false);
       expect(ready.why).toContain('is missing: the share is not mounted');
       expect(await mountId(vm, `/mnt/${name}`)).toBeUndefined();
-      await terminate(vm, m.pid);
+      if (!keep) await terminate(vm, m.pid);
+      return m;
     };
 
     it('wrong share name', async () => {
@@ -273,14 +276,95 @@ describe.runIf(enabled)('dfs-mounter on a real kernel CIFS client', () => {
       chmodSync(dir, 0o755);
       const smbd = await serve({ sharePath });
       rmSync(sharePath, { recursive: true });
-      await failing('sharegone', mounterEnv('sharegone', smbd.port), /mount error\(2\): No such file or directory\n(.*\n)?.*mount of \/\/10\.0\.2\.2\/dfs failed with status 32/);
+      // smbd's tree connect check (ready.sh tree-connect) refuses it before smbd looks for the
+      // directory: NT_STATUS_ACCESS_DENIED, which mount.cifs reports as error 13.
+      await failing('sharegone', mounterEnv('sharegone', smbd.port), /mount error\(13\): Permission denied\n(.*\n)?.*mount of \/\/10\.0\.2\.2\/dfs failed with status 32/);
+      expect(smbd.output()).toContain(`dfs-smbd-ready: refusing a tree connect to ${sharePath}: ${sharePath} is not a mount point`);
     }, 180_000);
+
+    it('server reachable, share path unmounted under smbd: refused until the FUSE mount is back, then mounted and ready', async () => {
+      // A FUSE mount of its own: the other scenarios keep reading the suite's.
+      const fx = await mountFixture();
+      const smbd = await serve({ sharePath: fx.mnt });
+      // The FUSE program goes away before the mounter starts; smbd keeps running, and the empty
+      // directory under the mount point is what it would serve.
+      await fx.unmount();
+      const m = await failing(
+        'unmounted',
+        mounterEnv('unmounted', smbd.port),
+        /mount error\(13\): Permission denied\n(.*\n)?.*mount of \/\/10\.0\.2\.2\/dfs failed with status 32 \(mount\.cifs says why above\)/,
+        true,
+      );
+      expect(m.log()).not.toContain('mounted and healthy');
+      expect(smbd.output()).toContain(`dfs-smbd-ready: refusing a tree connect to ${fx.mnt}: ${fx.mnt} is not a mount point`);
+      expect(smbd.output()).toContain('root preexec gave 1 - failing connection');
+
+      // The FUSE program mounts again: the mounter's next attempt (backoff at most 4 s) mounts.
+      const back = await mountFixture({ at: fx.mnt });
+      const t0 = Date.now();
+      await waitUntil('the mounter to turn ready once the FUSE mount is back', () => isReady(m.env), 60_000);
+      process.stderr.write(`mounter-vm: unmounted share: ready ${Date.now() - t0} ms after the FUSE mount returned\n${m.log()}\n`);
+      expect(m.log()).toMatch(/mounting \/\/10\.0\.2\.2\/dfs at \/mnt\/unmounted .*\n(.*\n)*.*mounted and healthy/);
+      expect(await vm.execOk('cat /mnt/unmounted/hello.txt')).toBe(HELLO_TEXT);
+      expect(await vm.execOk('stat -c %h /mnt/unmounted/hello.txt')).toBe('1\n');
+      await terminate(vm, m.pid);
+      await vm.execOk('umount -l /mnt/unmounted');
+      await back.unmount();
+    }, 240_000);
 
     it('wrong address', async () => {
       // An address on the VM's own virtual network that nobody holds: no packet leaves QEMU.
       await failing('wrongaddr', { ...mounterEnv('wrongaddr', 445), DFS_SMB_ADDRESS: '10.0.2.99' }, /mount error\(113\): could not connect to 10\.0\.2\.99.*\n.*mount of \/\/10\.0\.2\.99\/dfs failed with status 32 \(mount\.cifs says why above\): check that 10\.0\.2\.99 is the SMB Service's address/);
     }, 240_000);
   });
+
+  it('share path lazily unmounted under smbd while mounted: the mount is kept and not ready while the FUSE mount is gone, and serves again once it is back', async () => {
+    const fx = await mountFixture();
+    const smbd = await serve({ sharePath: fx.mnt });
+    await vm.execOk('mkdir -p /mnt/lazy');
+    const reads = await startConsumer(vm, 'lazy', 'path', '/mnt/lazy/hello.txt', 500);
+    const m = await startMounter(vm, 'lazy', mounterEnv('lazy', smbd.port, { DFS_CHECK_INTERVAL: '2', DFS_STAT_TIMEOUT: '3' }));
+    await waitUntil('readiness', () => isReady(m.env), 90_000);
+    await waitUntil('the consumer to read', () => reads().some((r) => r.ok), 30_000);
+    const before = await mountId(vm, '/mnt/lazy');
+
+    // The FUSE program's mount is detached (fusermount3 -u -z) and the program stopped; smbd runs on.
+    await fx.unmount();
+    const goneAt = await guestUptimeMs(vm);
+    await waitUntil('the probe mount to be refused', () => m.log().includes('a new mount of the share fails too'), 120_000);
+    // What the script does: the failed checks, then a probe mount (a new tree connect), which smbd
+    // refuses, so the mount is kept and the mounter stays not ready. It cannot tell this from a
+    // server that is away, and says so in those words.
+    expect(m.log()).toMatch(/health check failed \(3 of 3\)/);
+    expect(m.log()).toContain('a new mount of the share fails too, so the server is away: keeping the mount at /mnt/lazy');
+    expect(m.log()).not.toContain('unmounting /mnt/lazy');
+    expect((await checkReady(vm, m.env)).ready).toBe(false);
+    expect(await mountId(vm, '/mnt/lazy')).toBe(before);
+    expect(smbd.output()).toContain(`dfs-smbd-ready: refusing a tree connect to ${fx.mnt}: ${fx.mnt} is not a mount point`);
+    const whileGone = reads().filter((r) => r.startMs >= goneAt);
+    const errors: Record<string, number> = {};
+    for (const r of whileGone) if (!r.ok) errors[r.errno!] = (errors[r.errno!] ?? 0) + 1;
+
+    const back = await mountFixture({ at: fx.mnt });
+    const backAt = await guestUptimeMs(vm);
+    await waitUntil('readiness once the FUSE mount is back', () => isReady(m.env), 120_000);
+    const readyAt = await guestUptimeMs(vm);
+    await waitUntil('a consumer read after the FUSE mount is back', () => reads().some((r) => r.ok && r.startMs >= readyAt), 30_000);
+    const log = m.log();
+    // The log, not the mount ID, tells a remount: a freed mount ID is handed out again.
+    const remade = log.includes('unmounting /mnt/lazy lazily');
+    process.stderr.write(
+      `mounter-vm: lazily unmounted FUSE: consumer errors while gone ${JSON.stringify(errors)} over ${whileGone.length} reads; ready ${readyAt - backAt} ms after the FUSE mount returned; mount ${remade ? 're-made' : 'kept'}\n${log}\n`,
+    );
+    // Back by one of the script's two ways: the kept mount answers again, or (the old tree still
+    // holding the detached FUSE root) the probe now works and the stale mount is re-made.
+    if (remade) expect(log).toMatch(/unmounting \/mnt\/lazy lazily \(stale after 3 failed checks while a new mount of the share works\)\n.*mounting \/\/10\.0\.2\.2\/dfs at \/mnt\/lazy .*\n.*mounted and healthy/);
+    else expect(log).toContain('the mount answers again');
+    expect(await vm.execOk('cat /mnt/lazy/hello.txt')).toBe(HELLO_TEXT);
+    await terminate(vm, m.pid);
+    await vm.execOk('umount -l /mnt/lazy');
+    await back.unmount();
+  }, 360_000);
 
   for (const seconds of OUTAGES) {
     it(`source away ${seconds} s: the mount is kept, every consumer (path, open file, cwd) reads again within 30 s of the server's return`, async () => {
