@@ -314,7 +314,7 @@ mount_share() {
   if [ "$status" -eq 124 ]; then
     log "mount did not finish within DFS_MOUNT_TIMEOUT=${DFS_MOUNT_TIMEOUT}s: is //$address reachable from this node?"
   elif [ "$status" -ne 0 ]; then
-    log "mount of //$address/$DFS_SHARE_NAME failed with status $status (mount.cifs says why above): check that $address is the SMB Service's address, that the Service has a ready source pod, and that DFS_SHARE_NAME=$DFS_SHARE_NAME is the share it serves"
+    log "mount of //$address/$DFS_SHARE_NAME failed with status $status (mount.cifs says why above): check that $address is the SMB Service's address, that the Service has a ready source pod, that DFS_SHARE_NAME=$DFS_SHARE_NAME is the share it serves, and, for mount error(13), that the source's FUSE mount is up (its smbd refuses the share while it is not)"
   fi
   return "$status"
 }
