@@ -6,32 +6,22 @@
 // source steps fail; with the source scaled to 0, the right steps fail, with the fix, and exit 1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run as check } from '../../cli/check.js';
 import { formatText, type StepResult } from '../../lib/check/index.js';
 import { waitFor, writeKubeconfig, type KubeObject } from '../e2e/harness.js';
-import { buildImages, IMAGE_TOOLS_HINT, imageToolsMissing } from '../images/podman.js';
-import { findKustomize, KUSTOMIZE_HINT, render } from '../manifests/kustomize.js';
+import { render } from '../manifests/kustomize.js';
 import { captureIo } from '../support/cli-io.js';
-import { needs } from '../support/prereq.js';
-import { findNodeArtifacts, startNode, type TestNode } from './node.js';
+import { asList, dataPathPrerequisites, isReady, startDataPathNode } from './data-path/setup.js';
+import type { TestNode } from './node.js';
+import { toolboxDeployment } from './toolbox.js';
 
-const found = findNodeArtifacts();
-const kustomize = findKustomize();
-const imageTools = imageToolsMissing();
-const ready =
-  needs('a test node (QEMU VM with kubelet and containerd)', found.available, found.available ? '' : found.hint) &&
-  needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT) &&
-  needs(`image build tools (${imageTools.join(', ')})`, imageTools.length === 0, IMAGE_TOOLS_HINT);
+const { found, kustomize, ready } = dataPathPrerequisites();
 
-const ARCHIVES = join(homedir(), '.cache', 'dfs-injector', 'images', 'node-archives');
 const RUNTIME_STEPS = ['source-fuse-mount', 'source-smbd', 'node-share', 'consumer-mount'];
 
 type Pod = KubeObject & { status?: { phase?: string; conditions?: { type: string; status: string }[] } };
-const isReady = (p: Pod | undefined): boolean => p?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
-const asList = (objects: readonly object[]): string => JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects });
 
 interface Line {
   step: string;
@@ -50,22 +40,8 @@ interface Run {
   fixFirst: Line | null;
 }
 
-const CONSUMER = {
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: { name: 'consumer', namespace: 'media' },
-  spec: {
-    replicas: 1,
-    selector: { matchLabels: { 'app.kubernetes.io/name': 'consumer' } },
-    template: {
-      metadata: { labels: { 'app.kubernetes.io/name': 'consumer', 'dfs-injector.io/role': 'consumer' } },
-      spec: {
-        terminationGracePeriodSeconds: 1,
-        containers: [{ name: 'app', image: 'localhost/dfs-toolbox:1', imagePullPolicy: 'Never', command: ['/bin/sh', '-c', 'exec sleep 1000000'] }],
-      },
-    },
-  },
-};
+// A consumer that only sleeps: check's consumer-mount step looks into it.
+const CONSUMER = toolboxDeployment('consumer', 'media', ['/bin/sh', '-c', 'exec sleep 1000000'], { labels: { 'dfs-injector.io/role': 'consumer' } });
 
 describe.skipIf(!ready)('dfs-injector check on a real node', () => {
   let node: TestNode;
@@ -136,8 +112,7 @@ describe.skipIf(!ready)('dfs-injector check on a real node', () => {
   beforeAll(async () => {
     if (!found.available) return;
     const started = Date.now();
-    const built = await buildImages(['webhook', 'smbd', 'mounter'], { exportDir: ARCHIVES });
-    node = await startNode(found.artifacts, { images: [...built.keys()].map((name) => join(ARCHIVES, `${name}.tar`)) });
+    node = await startDataPathNode(found.artifacts);
     timings.nodeReady = Date.now() - started;
     // As data-path.e2e.test.ts installs: the default overlay unchanged, then the examples'
     // application side with the nlink0fs fixture as the FUSE source.

@@ -7,29 +7,22 @@
 // the cluster (5 to 7), and the figures of docs/real-node.md. Each step asserts what a user sees:
 // pod conditions and events, the objects the API server stores, and `kubectl exec` output.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needs } from '../support/prereq.js';
 import { waitFor, type KubeObject } from '../e2e/harness.js';
-import { buildImages, IMAGE_TOOLS_HINT, imageToolsMissing } from '../images/podman.js';
-import { findKustomize, KUSTOMIZE_HINT, render } from '../manifests/kustomize.js';
+import { render } from '../manifests/kustomize.js';
 import { BUILT_CLI, runCli } from '../support/run-cli.js';
 import { existsSync } from 'node:fs';
-import { findNodeArtifacts, startNode, type TestNode } from './node.js';
+import type { TestNode } from './node.js';
+import { toolboxDeployment, toolboxPod } from './toolbox.js';
 import { histogram, median, outageSince, parseReads, READ_LOOP, type Read } from './data-path/figures.js';
+import { asList, dataPathPrerequisites, isReady, startDataPathNode } from './data-path/setup.js';
 
-const found = findNodeArtifacts();
-const kustomize = findKustomize();
-const imageTools = imageToolsMissing();
-const ready =
-  needs('a test node (QEMU VM with kubelet and containerd)', found.available, found.available ? '' : found.hint) &&
-  needs('kustomize', kustomize !== undefined, KUSTOMIZE_HINT) &&
-  needs(`image build tools (${imageTools.join(', ')})`, imageTools.length === 0, IMAGE_TOOLS_HINT) &&
-  needs('the built CLI (dist/cli.js), for dfs-injector audit', existsSync(BUILT_CLI), 'Run `npm run build` (npm test does it first).');
-
-// Where the shipped images are exported for the node (docker-archives that keep their tags).
-const ARCHIVES = join(homedir(), '.cache', 'dfs-injector', 'images', 'node-archives');
+const prerequisites = dataPathPrerequisites();
+const { found, kustomize } = prerequisites;
+const ready = prerequisites.ready && needs('the built CLI (dist/cli.js), for dfs-injector audit', existsSync(BUILT_CLI), 'Run `npm run build` (npm test does it first).');
 
 interface Condition {
   type: string;
@@ -49,11 +42,6 @@ interface PodSpec {
 }
 type Pod = KubeObject & { spec: PodSpec; status?: PodStatus };
 
-const isReady = (p: Pod | undefined): boolean => p?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
-
-/** Objects as one `kubectl apply -f -` input. */
-const asList = (objects: readonly object[]): string => JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects });
-
 describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', () => {
   let node: TestNode;
   const timings: Record<string, number> = {};
@@ -62,9 +50,7 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', ()
 
   beforeAll(async () => {
     if (!found.available) return;
-    const built = await buildImages(['webhook', 'smbd', 'mounter'], { exportDir: ARCHIVES });
-    const archives = [...built.keys()].map((name) => join(ARCHIVES, `${name}.tar`));
-    node = await startNode(found.artifacts, { images: archives });
+    node = await startDataPathNode(found.artifacts);
     const t = node.timings;
     process.stderr.write(`data path: node Ready ${t.nodeReady} ms, CoreDNS ready ${t.dnsReady} ms after start\n`);
   }, 1_500_000);
@@ -177,33 +163,13 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', ()
 
   it('4. a consumer reads the file under /mnt/dfs with Links: 1, and a symlink into /mnt/dfs from another volume resolves', async () => {
     const started = Date.now();
-    const consumer = {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'consumer', namespace: 'media' },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { 'app.kubernetes.io/name': 'consumer' } },
-        template: {
-          metadata: { labels: { 'app.kubernetes.io/name': 'consumer', 'dfs-injector.io/role': 'consumer' } },
-          spec: {
-            terminationGracePeriodSeconds: 1,
-            containers: [
-              {
-                name: 'app',
-                image: 'localhost/dfs-toolbox:1',
-                imagePullPolicy: 'Never',
-                // An application reading the library: READ_LOOP logs one read every half second,
-                // which steps 5 and 6 count while the source and the mounter go away.
-                command: ['/bin/sh', '-c', READ_LOOP],
-                volumeMounts: [{ name: 'library', mountPath: '/library' }],
-              },
-            ],
-            volumes: [{ name: 'library', emptyDir: {} }],
-          },
-        },
-      },
-    };
+    // An application reading the library: READ_LOOP logs one read every half second, which
+    // steps 5 and 6 count while the source and the mounter go away.
+    const consumer = toolboxDeployment('consumer', 'media', ['/bin/sh', '-c', READ_LOOP], {
+      labels: { 'dfs-injector.io/role': 'consumer' },
+      volumeMounts: [{ name: 'library', mountPath: '/library' }],
+      volumes: [{ name: 'library', emptyDir: {} }],
+    });
     await kubectlOk(['apply', '-f', '-'], asList([consumer]));
     const pod = await readyPod('media', 'app.kubernetes.io/name=consumer');
     // The webhook's hostPath of the node's mount point.
@@ -397,24 +363,10 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', ()
 
       // A pod written by hand, without a role label: the webhook is never called for it, and the
       // API server admits it as written, its DFS hostPath writable.
-      const handMade = {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'hand-made', namespace: 'media' },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            {
-              name: 'app',
-              image: 'localhost/dfs-toolbox:1',
-              imagePullPolicy: 'Never',
-              command: ['sleep', '1000000'],
-              volumeMounts: [{ name: 'dfs', mountPath: '/mnt/dfs' }],
-            },
-          ],
-          volumes: [{ name: 'dfs', hostPath: { path: '/mnt/decypharr-dfs' } }],
-        },
-      };
+      const handMade = toolboxPod({ name: 'hand-made', namespace: 'media' }, ['sleep', '1000000'], {
+        volumeMounts: [{ name: 'dfs', mountPath: '/mnt/dfs' }],
+        volumes: [{ name: 'dfs', hostPath: { path: '/mnt/decypharr-dfs' } }],
+      });
       expect(await kubectlOk(['apply', '-f', '-'], asList([handMade]))).toMatch(/pod\/hand-made created/);
       const stored = await node.cp.client.get<Pod>('v1', 'Pod', 'hand-made', 'media');
       expect(stored?.metadata.annotations?.['dfs-injector.io/status']).toBeUndefined();
@@ -440,21 +392,13 @@ describe.skipIf(!ready)('the data path on a real node (README steps 1 to 7)', ()
       const name = `start-${injected ? 'injected' : 'plain'}-${i}`;
       const labels: Record<string, string> = { 'app.kubernetes.io/name': 'pod-start' };
       if (injected) labels['dfs-injector.io/role'] = 'consumer';
-      const pod = {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name, namespace: 'media', labels },
-        spec: {
-          terminationGracePeriodSeconds: 0,
-          containers: [{ name: 'app', image: 'localhost/dfs-toolbox:1', imagePullPolicy: 'Never', command: ['sleep', '1000000'] }],
-        },
-      };
+      const pod = toolboxPod({ name, namespace: 'media', labels }, ['sleep', '1000000'], { terminationGracePeriodSeconds: 0 });
       let started = Date.now();
       let created: Pod | undefined;
       while (created === undefined) {
         started = Date.now();
         try {
-          created = await node.cp.client.create<Pod>(pod);
+          created = (await node.cp.client.create(pod)) as Pod;
         } catch (e) {
           // The webhook under TCG on a loaded machine has outlived its 5 s timeoutSeconds here
           // (failurePolicy Fail: the API server refuses the pod, `failed calling webhook ...
