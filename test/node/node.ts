@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findControlPlaneBinaries, type NodeBinaries } from '../e2e/binaries.js';
-import { agentClient, findBase } from '../vm/vm.js';
+import { agentClient, findBase, qemuMachineArgs } from '../vm/vm.js';
 import { startControlPlane, startScheduler, waitFor, writeKubeconfig, type ControlPlane, type ControlPlaneOptions, type KubeObject } from '../e2e/harness.js';
 import { forgetDirectory, removeOnExit, startProcess, type ManagedProcess } from '../e2e/process.js';
 
@@ -277,13 +277,7 @@ export async function startNode(artifacts: NodeArtifacts, options: NodeOptions =
         command: 'qemu-system-x86_64',
         args: [
           // KVM hangs this kernel at boot on this machine; TCG with one thread per vCPU.
-          '-accel', 'tcg,thread=multi', '-cpu', 'max',
-          '-m', String(options.memoryMiB ?? 4096),
-          '-smp', String(options.cpus ?? 2),
-          '-nodefaults', '-display', 'none', '-no-reboot',
-          '-serial', 'stdio',
-          '-kernel', artifacts.kernel,
-          '-initrd', initramfs,
+          ...qemuMachineArgs({ accel: 'tcg,thread=multi', memoryMiB: options.memoryMiB ?? 4096, cpus: options.cpus ?? 2, kernel: artifacts.kernel, initrd: initramfs }),
           '-append', `console=ttyS0 panic=-1 loglevel=4 rdinit=/dfs-switch-root dfs.ip=${NODE_ADDRESS}/24 dfs.gw=${BRIDGE_ADDRESS}`,
           // snapshot=on: writes go to a temporary overlay, the cached image stays pristine.
           '-drive', `file=${artifacts.rootfs},format=raw,if=virtio,snapshot=on`,

@@ -172,18 +172,29 @@ function netArgs(net: VmNetwork): { qemu: string[]; append: string[] } {
   }
 }
 
+/**
+ * The machine this harness and test/node boot: emulated (`accel`), no default devices and no
+ * display, a kernel panic ends QEMU instead of rebooting it (`panic=-1` on the command line), the
+ * serial console on stdio for the log, and the kernel and initramfs booted directly.
+ */
+export function qemuMachineArgs(m: { accel: string; memoryMiB: number; cpus: number; kernel: string; initrd: string }): string[] {
+  return [
+    '-accel', m.accel, '-cpu', 'max',
+    '-m', String(m.memoryMiB),
+    '-smp', String(m.cpus),
+    '-nodefaults', '-display', 'none', '-no-reboot',
+    '-serial', 'stdio',
+    '-kernel', m.kernel,
+    '-initrd', m.initrd,
+  ];
+}
+
 /** QEMU's command line: TCG, serial console on stdio, the harness share, the caller's devices. */
 function qemuArgs(base: VmBase, harness: string, opts: VmOptions): string[] {
   const net = netArgs(opts.network ?? { mode: 'user' });
   const shares = opts.shares ?? [];
   const args = [
-    '-accel', 'tcg', '-cpu', 'max',
-    '-m', String(opts.memoryMiB ?? 512),
-    '-smp', String(opts.cpus ?? 1),
-    '-nodefaults', '-display', 'none', '-no-reboot',
-    '-serial', 'stdio',
-    '-kernel', base.kernel,
-    '-initrd', base.initramfs,
+    ...qemuMachineArgs({ accel: 'tcg', memoryMiB: opts.memoryMiB ?? 512, cpus: opts.cpus ?? 1, kernel: base.kernel, initrd: base.initramfs }),
     '-fsdev', `local,id=harness,path=${harness},security_model=none`,
     '-device', 'virtio-9p-pci,fsdev=harness,mount_tag=harness',
     ...net.qemu,
