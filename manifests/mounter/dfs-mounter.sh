@@ -309,8 +309,14 @@ mount_share() {
   log "mounting //$address/$DFS_SHARE_NAME at $target (-o $options)"
   # mount.cifs itself, not `mount -t cifs`: BusyBox mount (Alpine's) mounts cifs on its own and
   # hands the options to the kernel raw, so "guest" would never reach cifs-utils.
-  run_bounded "$DFS_MOUNT_TIMEOUT" mount.cifs "//$address/$DFS_SHARE_NAME" "$target" -o "$options"
+  # Its messages go to the log as before, and are kept to tell a refused share (error 13: the
+  # source's smbd refuses the share while its FUSE mount is gone) from a server that is away.
+  run_bounded "$DFS_MOUNT_TIMEOUT" mount.cifs "//$address/$DFS_SHARE_NAME" "$target" -o "$options" 2>"$DFS_READY_FILE.mount-errors"
   status=$?
+  cat "$DFS_READY_FILE.mount-errors" >&2 2>/dev/null
+  mount_refused=false
+  grep -q 'mount error(13)' "$DFS_READY_FILE.mount-errors" 2>/dev/null && mount_refused=true
+  rm -f "$DFS_READY_FILE.mount-errors"
   if [ "$status" -eq 124 ]; then
     log "mount did not finish within DFS_MOUNT_TIMEOUT=${DFS_MOUNT_TIMEOUT}s: is //$address reachable from this node?"
   elif [ "$status" -ne 0 ]; then
@@ -330,7 +336,8 @@ mount_share() {
 # consumers meanwhile see errors or waits, never a vanished library. (Open files and working
 # directories survived either way: a detached mount reconnects too.) So after DFS_FAILURE_THRESHOLD failed checks a
 # probe mount of the same share, on a new connection (nosharesock) at DFS_PROBE_DIR, decides:
-#   - the probe fails too: the server is away; keep the mount, stay unready, check again;
+#   - the probe fails too: the server is away (or refuses the share: error 13, the source's FUSE
+#     mount is gone); keep the mount, stay unready, check again;
 #   - the probe works: the server answers but the mount does not; remount.
 
 probe_mounted() {
@@ -339,6 +346,7 @@ probe_mounted() {
 
 # Exit status 0 when a fresh mount of the share works and answers now.
 probe_share() {
+  mount_refused=false
   # A probe that outlived its time limit may have completed later: never stack mounts.
   while probe_mounted; do umount -l "$DFS_PROBE_DIR" 2>/dev/null || break; done
   mkdir -p "$DFS_PROBE_DIR" || return 1
@@ -442,7 +450,11 @@ run() {
           backoff=$DFS_BACKOFF_INITIAL
           continue
         fi
-        log "a new mount of the share fails too, so the server is away: keeping the mount at $DFS_HOST_PATH, which the kernel client reconnects when the server is back (see docs/mounter.md); checking again in ${DFS_CHECK_INTERVAL}s"
+        if [ "$mount_refused" = true ]; then
+          log "a new mount of the share is refused too (mount error(13)): the server answers but refuses the share, as the source's smbd does while its FUSE mount is gone: keeping the mount at $DFS_HOST_PATH until a new mount works (see docs/mounter.md); checking again in ${DFS_CHECK_INTERVAL}s"
+        else
+          log "a new mount of the share fails too, so the server is away: keeping the mount at $DFS_HOST_PATH, which the kernel client reconnects when the server is back (see docs/mounter.md); checking again in ${DFS_CHECK_INTERVAL}s"
+        fi
         # Stay at the threshold: the next failed check probes again.
         failures=$((DFS_FAILURE_THRESHOLD - 1))
       fi

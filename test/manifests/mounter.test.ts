@@ -59,9 +59,10 @@ const SHELLS: Shell[] = [
 
 /**
  * stale: the mounts made before do not answer, but a new mount works; returning: hangs until a
- * mount connects, which brings the server back (see test-stubs/_lib.sh).
+ * mount connects, which brings the server back; refusing: answers but refuses the share, error 13
+ * (see test-stubs/_lib.sh).
  */
-type ServerState = 'up' | 'down' | 'hang' | 'stale' | 'returning';
+type ServerState = 'up' | 'down' | 'hang' | 'stale' | 'returning' | 'refusing';
 
 interface Scenario {
   server?: ServerState;
@@ -326,6 +327,29 @@ for (const shell of SHELLS) {
         }
       });
     }
+
+    it('keeps the mount while the server refuses the share (its FUSE mount gone), says so, and remounts once a new mount works', async () => {
+      const m = start({});
+      try {
+        await m.until('the ready file', () => m.ready());
+        m.setServer('refusing');
+        await m.untilLogged(
+          `a new mount of the share is refused too (mount error(13)): the server answers but refuses the share, as the source's smbd does while its FUSE mount is gone: keeping the mount at ${m.hostPath}`,
+        );
+        expect(m.ready()).toBe(false);
+        expect(m.log()).toContain('mount error(13): Permission denied');
+        expect(m.log()).toContain("and, for mount error(13), that the source's FUSE mount is up");
+        expect(m.log()).not.toContain('so the server is away');
+        // The FUSE mount is back: smbd serves the share again, the old connection's tree does not answer.
+        m.setServer('stale');
+        await m.until('the ready file again', () => m.ready(), 30_000);
+        await m.untilLogged(`unmounting ${m.hostPath} lazily (stale after`);
+        expect(m.calls().filter((c) => c === mountCall(m.hostPath))).toHaveLength(2);
+        expect(m.cifsMounted()).toBe(true);
+      } finally {
+        m.kill();
+      }
+    });
 
     it('rides out a server restart shorter than the failure threshold without remounting', async () => {
       const m = start({ env: { DFS_FAILURE_THRESHOLD: '5' } });

@@ -331,12 +331,14 @@ describe.runIf(enabled)('dfs-mounter on a real kernel CIFS client', () => {
     // The FUSE program's mount is detached (fusermount3 -u -z) and the program stopped; smbd runs on.
     await fx.unmount();
     const goneAt = await guestUptimeMs(vm);
-    await waitUntil('the probe mount to be refused', () => m.log().includes('a new mount of the share fails too'), 120_000);
+    await waitUntil('the probe mount to be refused', () => m.log().includes('a new mount of the share is refused too'), 120_000);
     // What the script does: the failed checks, then a probe mount (a new tree connect), which smbd
-    // refuses, so the mount is kept and the mounter stays not ready. It cannot tell this from a
-    // server that is away, and says so in those words.
+    // refuses with error 13, so the mount is kept and the mounter stays not ready, saying why.
     expect(m.log()).toMatch(/health check failed \(3 of 3\)/);
-    expect(m.log()).toContain('a new mount of the share fails too, so the server is away: keeping the mount at /mnt/lazy');
+    expect(m.log()).toContain(
+      "a new mount of the share is refused too (mount error(13)): the server answers but refuses the share, as the source's smbd does while its FUSE mount is gone: keeping the mount at /mnt/lazy",
+    );
+    expect(m.log()).not.toContain('so the server is away');
     expect(m.log()).not.toContain('unmounting /mnt/lazy');
     expect((await checkReady(vm, m.env)).ready).toBe(false);
     expect(await mountId(vm, '/mnt/lazy')).toBe(before);

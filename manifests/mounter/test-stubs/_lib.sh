@@ -2,7 +2,9 @@
 # DFS_STUB_STATE is a directory holding:
 #   calls          one line per stub call, appended ("mount.cifs //… /path -o …")
 #   mountinfo      the fake mount table the mounter reads through DFS_MOUNTINFO
-#   server         up | down | hang | stale | returning: how the SMB server behaves (missing: up);
+#   server         up | down | hang | stale | returning | refusing: how the SMB server behaves
+#                  (missing: up); refusing: it answers but refuses the share (error 13), as the
+#                  source's smbd does while its FUSE mount is gone;
 #                  stale: mounts made before do not answer, a new mount works (marked "fresh");
 #                  returning: hangs like hang until a mount connects, which brings it back up
 #   server-after-umount  when present, becomes `server` at the next umount (a server restart)
