@@ -10,6 +10,7 @@ import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { isIPv6 } from 'node:net';
 import jsyaml from 'js-yaml';
+import { isRecord } from '../lib/k8s.js';
 
 /** The kubeconfig or in-cluster configuration cannot be used; the message says which and why. */
 export class ClusterAccessError extends Error {
@@ -167,7 +168,7 @@ async function readKubeconfig(path: string, source: string): Promise<Record<stri
   } catch (error) {
     throw new ClusterAccessError(`cannot load ${source}: ${message(error)}`);
   }
-  if (!isObject(doc)) throw new ClusterAccessError(`cannot load ${source}: not a kubeconfig (a YAML mapping)`);
+  if (!isRecord(doc)) throw new ClusterAccessError(`cannot load ${source}: not a kubeconfig (a YAML mapping)`);
   return doc;
 }
 
@@ -175,9 +176,9 @@ async function readKubeconfig(path: string, source: string): Promise<Record<stri
 function addEntries(into: Map<string, Record<string, unknown>>, list: unknown, kind: string, adjust: (section: Record<string, unknown>) => void): void {
   if (!Array.isArray(list)) return;
   for (const item of list as unknown[]) {
-    if (!isObject(item) || typeof item.name !== 'string' || into.has(item.name)) continue;
+    if (!isRecord(item) || typeof item.name !== 'string' || into.has(item.name)) continue;
     const body = item[kind];
-    if (!isObject(body)) continue;
+    if (!isRecord(body)) continue;
     const section = { ...body };
     adjust(section);
     into.set(item.name, section);
@@ -196,10 +197,6 @@ function absolutePaths(section: Record<string, unknown>, fields: readonly string
     const value = section[field];
     if (typeof value === 'string' && value !== '' && !isAbsolute(value)) section[field] = join(base, value);
   }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 export function message(error: unknown): string {
