@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../test/support/fake-apiserver.js';
+import { fakeApiKubeconfig, putWebhookConfiguration, startFakeApiServer, WEBHOOK_CONFIGURATION_PATH, type FakeApiServer, type KubeObject } from '../test/support/fake-apiserver.js';
 import { get } from '../test/support/webhook-client.js';
 import { serve } from '../webhook/serve.js';
 import { ClusterCertificateError, reportCertificatesTo, startClusterCertificates } from './cluster.js';
@@ -13,7 +13,6 @@ import { KubeCertStore } from './kube-store.js';
 import { startCertLifecycle, SYNC_ERRORS_METRIC, type CertLifecycle } from './lifecycle.js';
 
 const NS = 'dfs-system';
-const CONFIG_PATH = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/dfs-injector';
 const DAY = 24 * 60 * 60 * 1000;
 
 let api: FakeApiServer;
@@ -23,12 +22,7 @@ const cleanups: (() => Promise<void>)[] = [];
 beforeEach(async () => {
   api = await startFakeApiServer();
   dir = await mkdtemp(join(tmpdir(), 'dfs-cluster-'));
-  api.put<KubeObject>(CONFIG_PATH, {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: 'dfs-injector' },
-    webhooks: [{ name: 'consumer.dfs-injector.io', clientConfig: { service: { namespace: NS, name: 'dfs-injector', port: 443 } } }],
-  });
+  putWebhookConfiguration(api, NS);
 });
 
 afterEach(async () => {
@@ -38,7 +32,7 @@ afterEach(async () => {
 });
 
 function caBundle(): string {
-  const config = api.get<KubeObject & { webhooks: { clientConfig: { caBundle: string } }[] }>(CONFIG_PATH)!;
+  const config = api.get<KubeObject & { webhooks: { clientConfig: { caBundle: string } }[] }>(WEBHOOK_CONFIGURATION_PATH)!;
   return Buffer.from(config.webhooks[0]!.clientConfig.caBundle, 'base64').toString();
 }
 
@@ -60,18 +54,7 @@ async function fingerprintOf(path: string): Promise<string> {
 describe('startClusterCertificates', () => {
   it('loads the kubeconfig, bootstraps the Secret and settles once the pair is on disk', async () => {
     const kubeconfig = join(dir, 'kubeconfig');
-    await writeFile(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        // client-node refuses plain http unless TLS verification is off.
-        clusters: [{ name: 'fake', cluster: { server: api.url, 'insecure-skip-tls-verify': true } }],
-        users: [{ name: 'fake', user: {} }],
-        contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
-        'current-context': 'fake',
-      }),
-    );
+    await writeFile(kubeconfig, fakeApiKubeconfig(api));
     const lifecycle = await startClusterCertificates({
       secretName: 'dfs-injector-tls',
       webhookConfigName: 'dfs-injector',

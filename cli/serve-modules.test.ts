@@ -5,14 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../test/support/fake-apiserver.js';
+import { fakeApiKubeconfig, putWebhookConfiguration, startFakeApiServer, WEBHOOK_CONFIGURATION_PATH, type FakeApiServer } from '../test/support/fake-apiserver.js';
 import { BUILT_CLI } from '../test/support/run-cli.js';
 
 // `serve --tls-secret` is what every replica runs; @kubernetes/client-node would add about 80 MiB
 // of idle RSS to each (docs/benchmarks.md). The serving path shares cluster access (kube/) with
 // the commands that do load it, so this runs the built CLI and lists every module it loads.
 
-const CONFIG_PATH = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/dfs-injector';
 const CLIENT_NODE = /\/node_modules\/@kubernetes\/client-node\//;
 
 let api: FakeApiServer;
@@ -21,12 +20,7 @@ let dir: string;
 beforeEach(async () => {
   api = await startFakeApiServer();
   dir = await mkdtemp(join(tmpdir(), 'dfs-serve-modules-'));
-  api.put<KubeObject>(CONFIG_PATH, {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: 'dfs-injector' },
-    webhooks: [{ name: 'consumer.dfs-injector.io', clientConfig: { service: { namespace: 'dfs-system', name: 'dfs-injector', port: 443 } } }],
-  });
+  putWebhookConfiguration(api, 'dfs-system');
 });
 
 afterEach(async () => {
@@ -36,17 +30,7 @@ afterEach(async () => {
 
 async function kubeconfig(user: Record<string, unknown>): Promise<string> {
   const path = join(dir, 'kubeconfig');
-  await writeFile(
-    path,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'fake', cluster: { server: api.url, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'fake', user }],
-      contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
-      'current-context': 'fake',
-    }),
-  );
+  await writeFile(path, fakeApiKubeconfig(api, user));
   return path;
 }
 
@@ -124,7 +108,7 @@ describe('serve --tls-secret', () => {
     expect(modules.some((url) => url.endsWith('/dist/certs/cluster.js'))).toBe(true);
     expect(modules.some((url) => url.endsWith('/dist/kube/endpoint.js'))).toBe(true);
     expect(modules.filter((url) => CLIENT_NODE.test(url) || url.endsWith('/dist/kube/client-node.js'))).toEqual([]);
-    expect(api.get(CONFIG_PATH)).toMatchObject({ webhooks: [{ clientConfig: { caBundle: expect.any(String) } }] });
+    expect(api.get(WEBHOOK_CONFIGURATION_PATH)).toMatchObject({ webhooks: [{ clientConfig: { caBundle: expect.any(String) } }] });
   }, 90_000);
 
   it('loads it for a kubeconfig user only it can authenticate (an exec plugin), which shows the hook would see it', async () => {

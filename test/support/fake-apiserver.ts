@@ -382,3 +382,28 @@ function capitalise(resource: string): string {
   const singular = resource.endsWith('s') ? resource.slice(0, -1) : resource;
   return singular.charAt(0).toUpperCase() + singular.slice(1);
 }
+
+/** The MutatingWebhookConfiguration the certificate lifecycle patches, named as manifests/base names it. */
+export const WEBHOOK_CONFIGURATION_PATH = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/dfs-injector';
+
+export function putWebhookConfiguration(api: FakeApiServer, namespace: string): void {
+  api.put<KubeObject>(WEBHOOK_CONFIGURATION_PATH, {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: 'dfs-injector' },
+    webhooks: [{ name: 'consumer.dfs-injector.io', clientConfig: { service: { namespace, name: 'dfs-injector', port: 443 } } }],
+  });
+}
+
+/** A kubeconfig (JSON text) of one context on `api` with the given user. */
+export function fakeApiKubeconfig(api: FakeApiServer, user: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    // client-node refuses plain http unless TLS verification is off.
+    clusters: [{ name: 'fake', cluster: { server: api.url, 'insecure-skip-tls-verify': true } }],
+    users: [{ name: 'fake', user }],
+    contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
+    'current-context': 'fake',
+  });
+}
